@@ -1,0 +1,62 @@
+"""Applying selected takes to the store: splitting rows, journal movements, invariant checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .domain.holdings import BlockState
+from .domain.invariants import MovementAudit, check_disjoint
+from .domain.journal import Movement, Place
+from .domain.selection import Take
+from .storage.store import LedgerTx
+
+
+def apply_takes(
+    tx: LedgerTx, takes: Iterable[Take], destination: Place, audit: MovementAudit
+) -> list[Movement]:
+    """Move the taken serials to ``destination``; what is left of each row stays put.
+
+    Each row is rewritten in place (compare-and-set on its version) into the first of its final
+    pieces before the other pieces are inserted: the row only ever shrinks, so no statement ever
+    makes two rows overlap (PostgreSQL's exclusion constraint checks each statement).
+    """
+    by_row: dict[int, list[Take]] = {}
+    for take in takes:
+        by_row.setdefault(take.holding.id, []).append(take)
+    movements: list[Movement] = []
+    for row_takes in by_row.values():
+        holding = row_takes[0].holding
+        origin = Place(holding.account_id, holding.state, holding.attributed_account_id)
+        remainders = [holding.serials]
+        for take in row_takes:
+            remainders = [piece for r in remainders for piece in r.minus(take.serials)]
+        pieces = sorted(
+            [(t.serials, destination) for t in row_takes] + [(r, origin) for r in remainders],
+            key=lambda p: p[0].start,
+        )
+        first_range, first_place = pieces[0]
+        tx.rewrite_block(holding, first_range, first_place)
+        for serials, place in pieces[1:]:
+            tx.insert_block(
+                type(holding.block)(holding.unit_class, serials),
+                place.account_id,
+                place.state,
+                attributed_account_id=place.attributed_account_id,
+                transfer_id=holding.transfer_id if place is origin else None,
+                quarantined=holding.quarantined if place is origin else False,
+            )
+        for take in row_takes:
+            audit.take(take.block)
+            audit.put(take.block)
+            movements.append(Movement(take.block, origin, destination))
+    return movements
+
+
+def check_transaction(tx: LedgerTx, audit: MovementAudit) -> None:
+    """Run before commit: conservation of this transaction's movements, and no serial twice."""
+    audit.check_conserved()
+    for unit_class, span in sorted(audit.touched().items()):
+        check_disjoint(tx.overlapping(unit_class, span))
+
+
+HELD = BlockState.HELD

@@ -1,0 +1,1 @@
+"""The registry's domain: pure Python, free of SQLAlchemy and gRPC."""

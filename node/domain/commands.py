@@ -1,0 +1,160 @@
+"""Requests to the ledger. Each carries a client-made ``operation_id`` (idempotency key).
+
+The same id submitted again with the same content is answered from the stored result and
+changes nothing; the same id with different content is refused (``IDEMPOTENCY_CONFLICT``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from .errors import InvalidArgument
+from .serials import UnitBlock
+
+_OPERATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, frozenset | set):
+        return sorted(_jsonable(v) for v in value)
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    kind: ClassVar[str] = "command"
+    operation_id: str
+
+    def __post_init__(self) -> None:
+        if not _OPERATION_ID.match(self.operation_id):
+            raise InvalidArgument(
+                f"operation id {self.operation_id!r} must be 1-128 of [A-Za-z0-9._:-]",
+                operation_id=self.operation_id,
+            )
+
+    def content(self) -> dict[str, Any]:
+        body = {k: _jsonable(v) for k, v in asdict(self).items() if k != "operation_id"}
+        return {"kind": self.kind, **body}
+
+    def fingerprint(self) -> str:
+        canonical = json.dumps(self.content(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepresentativeSpec:
+    person: str
+    role: str
+    rights: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenAccount(Command):
+    kind: ClassVar[str] = "open-account"
+    account_type: str
+    name: str
+    representatives: tuple[RepresentativeSpec, ...] = ()
+    source_id: str | None = None
+    purpose: str | None = None
+    set_aside: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetAccountStatus(Command):
+    kind: ClassVar[str] = "set-account-status"
+    account: str
+    status: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppointRepresentative(Command):
+    """Appoint a representative; appointing a new primary or alternate replaces the old one."""
+
+    kind: ClassVar[str] = "appoint-representative"
+    account: str
+    representative: RepresentativeSpec
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoveRepresentative(Command):
+    kind: ClassVar[str] = "remove-representative"
+    account: str
+    person: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Selection:
+    """What to move: a ``quantity`` (with optional filters) or exact ``blocks``."""
+
+    quantity: int | None = None
+    program: str | None = None
+    unit_type: str | None = None
+    vintage: int | None = None
+    blocks: tuple[UnitBlock, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.quantity is None) == (not self.blocks):
+            raise InvalidArgument("name either a quantity or serial blocks, not both or neither")
+        if self.quantity is not None and self.quantity <= 0:
+            raise InvalidArgument(f"quantity must be positive, got {self.quantity}")
+        if self.blocks and (self.program or self.unit_type or self.vintage is not None):
+            raise InvalidArgument("filters apply to a quantity; blocks already name their class")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Issue(Command):
+    kind: ClassVar[str] = "issue"
+    program: str
+    unit_type: str
+    vintage: int
+    quantity: int
+    to_account: str
+    #: First serial; by default the next serial after every earlier issuance of the class.
+    start: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transfer(Command):
+    """Move units between two accounts of this registry (``allocation`` from a state account)."""
+
+    kind: ClassVar[str] = "transfer"
+    from_account: str
+    to_account: str
+    selection: Selection
+    memo: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Retire(Command):
+    kind: ClassVar[str] = "retire"
+    from_account: str
+    selection: Selection
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordEmissions(Command):
+    kind: ClassVar[str] = "record-emissions"
+    account: str
+    program: str
+    period: str
+    tons: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeductCompliance(Command):
+    """Deduct for every source with emissions in the period, or only ``accounts``."""
+
+    kind: ClassVar[str] = "deduct-compliance"
+    program: str
+    period: str
+    accounts: tuple[str, ...] = field(default_factory=tuple)

@@ -1,0 +1,78 @@
+"""Ledger invariants, checked at every transaction boundary and by ``regfed ledger verify``.
+
+They stay on in production: a transaction that would break one is refused with
+:class:`InvariantViolation` and nothing is committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .errors import InvariantViolation
+from .holdings import Holding
+from .serials import SerialRange, UnitBlock, UnitClass, merge_adjacent
+
+
+def check_disjoint(rows: Iterable[Holding]) -> None:
+    """No serial in two rows: each serial has one owner. ``rows`` sorted by class and start."""
+    previous: Holding | None = None
+    for row in rows:
+        if (
+            previous is not None
+            and previous.unit_class == row.unit_class
+            and row.serials.start <= previous.serials.end
+        ):
+            raise InvariantViolation(
+                f"serials held twice: {previous.block} (account {previous.account_id}) and "
+                f"{row.block} (account {row.account_id})",
+                blocks=[previous.block.to_dict(), row.block.to_dict()],
+            )
+        if previous is None or previous.unit_class != row.unit_class or (
+            row.serials.end > previous.serials.end
+        ):
+            previous = row
+
+
+class MovementAudit:
+    """Serials taken out of places and put into places during one transaction.
+
+    A move neither creates nor destroys serials; only issuance adds, and exactly its range.
+    """
+
+    def __init__(self) -> None:
+        self.removed: dict[UnitClass, list[SerialRange]] = {}
+        self.added: dict[UnitClass, list[SerialRange]] = {}
+        self.issued: dict[UnitClass, list[SerialRange]] = {}
+
+    def take(self, block: UnitBlock) -> None:
+        self.removed.setdefault(block.unit_class, []).append(block.serials)
+
+    def put(self, block: UnitBlock) -> None:
+        self.added.setdefault(block.unit_class, []).append(block.serials)
+
+    def issue(self, block: UnitBlock) -> None:
+        self.issued.setdefault(block.unit_class, []).append(block.serials)
+
+    def touched(self) -> dict[UnitClass, SerialRange]:
+        """The span of serials touched per class: where disjointness must be re-checked."""
+        spans: dict[UnitClass, SerialRange] = {}
+        for source in (self.removed, self.added, self.issued):
+            for uc, ranges in source.items():
+                lo = min(r.start for r in ranges)
+                hi = max(r.end for r in ranges)
+                if uc in spans:
+                    lo, hi = min(lo, spans[uc].start), max(hi, spans[uc].end)
+                spans[uc] = SerialRange(lo, hi)
+        return spans
+
+    def check_conserved(self) -> None:
+        for uc in set(self.removed) | set(self.added) | set(self.issued):
+            taken = self.removed.get(uc, []) + self.issued.get(uc, [])
+            put = self.added.get(uc, [])
+            if sum(r.quantity for r in taken) != sum(r.quantity for r in put) or merge_adjacent(
+                taken
+            ) != merge_adjacent(put):
+                raise InvariantViolation(
+                    f"serials of {uc.label()} not conserved by this operation",
+                    unit_class=uc.label(),
+                )

@@ -1,0 +1,124 @@
+"""Programs, their account rules and control periods.
+
+Rules are per program and configurable: a registry starts from :data:`BUILTIN_PROGRAMS` and an
+operator may add or override programs in the node's configuration.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .errors import InvalidArgument, UnknownProgram
+
+_PERIOD = re.compile(r"^(\d{4})(?:-(\d{4}))?$")
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class ControlPeriod:
+    """A compliance control period, written ``YYYY`` or ``YYYY-YYYY`` (inclusive years)."""
+
+    first_year: int
+    last_year: int
+
+    @classmethod
+    def parse(cls, text: str) -> ControlPeriod:
+        match = _PERIOD.match(text.strip())
+        if not match:
+            raise InvalidArgument(f"period {text!r} is not YYYY or YYYY-YYYY", period=text)
+        first = int(match.group(1))
+        last = int(match.group(2) or first)
+        if last < first:
+            raise InvalidArgument(f"period {text!r} ends before it starts", period=text)
+        return cls(first, last)
+
+    def __str__(self) -> str:
+        if self.first_year == self.last_year:
+            return str(self.first_year)
+        return f"{self.first_year}-{self.last_year}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramRules:
+    code: str
+    name: str
+    #: RGGI and the Acid Rain Program: yes. California's CITSS: no, only deduction removes units.
+    compliance_account_may_send: bool
+    #: Unit types compliance deduction may use, in the order it uses them.
+    deduction_unit_types: tuple[str, ...] = ("allowance",)
+    #: Units owed per reported ton.
+    units_per_ton: int = 1
+    control_period_years: int = 1
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def eligible_vintage(self, vintage: int, period: ControlPeriod) -> bool:
+        """Banked units of any earlier vintage count; future vintages do not."""
+        return vintage <= period.last_year
+
+    def obligation(self, tons: int) -> int:
+        return tons * self.units_per_ton
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "name": self.name,
+            "compliance_account_may_send": self.compliance_account_may_send,
+            "deduction_unit_types": list(self.deduction_unit_types),
+            "units_per_ton": self.units_per_ton,
+            "control_period_years": self.control_period_years,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProgramRules:
+        try:
+            return cls(
+                code=str(data["code"]),
+                name=str(data.get("name", data["code"])),
+                compliance_account_may_send=bool(data["compliance_account_may_send"]),
+                deduction_unit_types=tuple(data.get("deduction_unit_types", ("allowance",))),
+                units_per_ton=int(data.get("units_per_ton", 1)),
+                control_period_years=int(data.get("control_period_years", 1)),
+            )
+        except KeyError as missing:
+            raise InvalidArgument(f"program definition lacks {missing}") from None
+
+
+BUILTIN_PROGRAMS: dict[str, ProgramRules] = {
+    p.code: p
+    for p in (
+        ProgramRules("RGGI", "Regional Greenhouse Gas Initiative", True, control_period_years=3),
+        ProgramRules("ARP", "Acid Rain Program", True),
+        ProgramRules("CAQC", "California-Quebec cap-and-trade (CITSS rules)", False,
+                     control_period_years=3),
+        ProgramRules("CSNOX", "CSAPR NOx annual", True),
+        ProgramRules("CSSO2G1", "CSAPR SO2 group 1", True),
+        ProgramRules("CSSO2G2", "CSAPR SO2 group 2", True),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramCatalog:
+    programs: Mapping[str, ProgramRules]
+
+    @classmethod
+    def default(cls) -> ProgramCatalog:
+        return cls(dict(BUILTIN_PROGRAMS))
+
+    def with_overrides(self, overrides: list[Mapping[str, Any]]) -> ProgramCatalog:
+        merged = dict(self.programs)
+        for item in overrides:
+            rules = ProgramRules.from_dict(item)
+            merged[rules.code] = replace(rules)
+        return ProgramCatalog(merged)
+
+    def get(self, code: str) -> ProgramRules:
+        try:
+            return self.programs[code]
+        except KeyError:
+            raise UnknownProgram(
+                f"program {code!r} is not known to this registry", program=code,
+                known=sorted(self.programs),
+            ) from None

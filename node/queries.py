@@ -1,0 +1,306 @@
+"""Read side of the ledger: holdings, statements, totals, and the replay check.
+
+Every query reads one consistent snapshot. Holdings of an account list its held, escrowed and
+incoming blocks and also the surrendered and retired blocks that left it, with their state.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .domain.account_numbers import AccountNumber
+from .domain.accounts import Account, AccountType
+from .domain.actors import Actor, ActorKind
+from .domain.errors import AccountInOtherRegistry, AccountNotFound, InvariantViolation, NotAuthorized
+from .domain.holdings import BlockState, Holding
+from .domain.invariants import check_disjoint
+from .domain.journal import Place, ReplayError, canonical, replay
+from .domain.serials import SerialRange, UnitClass
+from .storage.store import GENESIS_HASH, LedgerTx, Store, entry_hash
+
+
+@dataclass(frozen=True, slots=True)
+class HoldingView:
+    block: dict[str, Any]
+    state: str
+    quarantined: bool
+    transfer_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {**self.block, "state": self.state}
+        if self.quarantined:
+            out["quarantined"] = True
+        if self.transfer_id:
+            out["transfer_id"] = self.transfer_id
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class AccountHoldings:
+    account: str
+    account_type: str
+    status: str
+    blocks: tuple[HoldingView, ...]
+    totals: tuple[dict[str, Any], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "account_type": self.account_type,
+            "status": self.status,
+            "blocks": [b.to_dict() for b in self.blocks],
+            "totals": list(self.totals),
+        }
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class VerifyReport:
+    registry: str
+    journal_seq: int
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "registry": self.registry,
+            "ok": self.ok,
+            "journal_seq": self.journal_seq,
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+
+class LedgerQueries:
+    def __init__(self, store: Store, registry: str) -> None:
+        self.store = store
+        self.registry = registry
+
+    def _account(self, tx: LedgerTx, number: str) -> Account:
+        parsed = AccountNumber.parse(number)
+        if parsed.registry != self.registry:
+            raise AccountInOtherRegistry(
+                f"account {number} belongs to registry {parsed.registry}", account=number
+            )
+        account = tx.account_by_number(parsed)
+        if account is None:
+            raise AccountNotFound(f"no account {number} in registry {self.registry}", account=number)
+        return account
+
+    def _require_read(self, tx: LedgerTx, actor: Actor, account: Account) -> None:
+        if actor.kind in (ActorKind.ADMINISTRATOR, ActorKind.OVERSIGHT):
+            if actor.kind is ActorKind.OVERSIGHT or actor.id == f"{self.registry}-admin":
+                return
+        elif account.type is not AccountType.STATE and any(
+            r.person_id == actor.id for r in tx.representatives(account.id)
+        ):
+            return
+        raise NotAuthorized(
+            f"{actor} may not read account {account.label}", actor=str(actor), account=account.label
+        )
+
+    def accounts(self) -> list[dict[str, Any]]:
+        with self.store.read() as tx:
+            out = []
+            for a in tx.all_accounts():
+                out.append({
+                    "account": a.label,
+                    "type": a.type.value,
+                    "purpose": a.purpose.value if a.purpose else None,
+                    "set_aside": a.set_aside,
+                    "name": a.name,
+                    "source_id": a.source_id,
+                    "status": a.status.value,
+                    "representatives": [r.to_dict() for r in tx.representatives(a.id)],
+                })
+            return out
+
+    def holdings(self, number: str, actor: Actor) -> AccountHoldings:
+        with self.store.read() as tx:
+            account = self._account(tx, number)
+            self._require_read(tx, actor, account)
+            views: list[HoldingView] = []
+            totals: dict[tuple[str, str, str, int, str], int] = defaultdict(int)
+            for h in tx.account_blocks(account.id):
+                if h.state in (BlockState.SURRENDERED, BlockState.RETIRED):
+                    if h.attributed_account_id != account.id:
+                        continue  # kept here, attributed to the account it left
+                views.append(
+                    HoldingView(h.block.to_dict(), h.state.value, h.quarantined, h.transfer_id)
+                )
+                uc = h.unit_class
+                totals[(uc.issuer, uc.program, uc.unit_type, uc.vintage, h.state.value)] += (
+                    h.serials.quantity
+                )
+            return AccountHoldings(
+                account=account.label,
+                account_type=account.type.value,
+                status=account.status.value,
+                blocks=tuple(views),
+                totals=tuple(
+                    {"issuer": k[0], "program": k[1], "unit_type": k[2], "vintage": k[3],
+                     "state": k[4], "quantity": q}
+                    for k, q in sorted(totals.items())
+                ),
+            )
+
+    def statement(
+        self, number: str, actor: Actor, since: str | None = None, until: str | None = None
+    ) -> dict[str, Any]:
+        with self.store.read() as tx:
+            account = self._account(tx, number)
+            self._require_read(tx, actor, account)
+            labels: dict[int, str] = {a.id: a.label for a in tx.all_accounts()}
+            entries = []
+            for record in tx.journal(account_id=account.id, since=since, until=until):
+                moved_in = moved_out = 0
+                blocks = []
+                for m in record.movements:
+                    into = m.destination.account_id == account.id or (
+                        m.destination.attributed_account_id == account.id
+                        and m.destination.state in (BlockState.SURRENDERED, BlockState.RETIRED)
+                    )
+                    out_of = m.origin is not None and m.origin.account_id == account.id
+                    if into and not out_of:
+                        moved_in += m.block.quantity
+                    if out_of and m.destination.account_id != account.id:
+                        moved_out += m.block.quantity
+                    if into or out_of:
+                        blocks.append({
+                            **m.block.to_dict(),
+                            "from": labels.get(m.origin.account_id) if m.origin else None,
+                            "to": labels.get(m.destination.account_id),
+                            "state": m.destination.state.value,
+                        })
+                entries.append({
+                    "seq": record.seq,
+                    "recorded_at": record.recorded_at,
+                    "kind": record.kind,
+                    "actor": record.actor,
+                    "operation_id": record.operation_id,
+                    "units_in": moved_in,
+                    "units_out": moved_out,
+                    "blocks": blocks,
+                    "detail": record.detail,
+                })
+            return {"account": account.label, "since": since, "until": until, "entries": entries}
+
+    def totals(self) -> list[dict[str, Any]]:
+        """Quantities per unit class and state across the registry, plus what it issued."""
+        with self.store.read() as tx:
+            rows: dict[UnitClass, dict[str, int]] = {}
+            for r in tx.totals():
+                uc = UnitClass(r.issuer, r.program, r.unit_type, r.vintage)
+                rows.setdefault(uc, {s.value: 0 for s in BlockState} | {"issued": 0, "blocks": 0})
+                rows[uc][r.state] += int(r.quantity)
+                rows[uc]["blocks"] += int(r.blocks)
+            for block, _account in tx.issuances():
+                uc = block.unit_class
+                rows.setdefault(uc, {s.value: 0 for s in BlockState} | {"issued": 0, "blocks": 0})
+                rows[uc]["issued"] += block.quantity
+            return [
+                {"issuer": uc.issuer, "program": uc.program, "unit_type": uc.unit_type,
+                 "vintage": uc.vintage, **q}
+                for uc, q in sorted(rows.items())
+            ]
+
+    def compliance(self) -> list[dict[str, Any]]:
+        with self.store.read() as tx:
+            accounts = {a.id: a for a in tx.all_accounts()}
+            out = []
+            for r in tx.compliance_rows():
+                a = accounts[r.account_id]
+                owed = int(r.tons)
+                out.append({
+                    "account": a.label, "source": a.source_id, "program": r.program,
+                    "period": r.period, "emissions": owed, "surrendered": int(r.surrendered),
+                    "shortfall": max(0, owed - int(r.surrendered)),
+                })
+            return out
+
+    def verify(self) -> VerifyReport:
+        """Rebuild holdings from the journal and compare; check the hash chain and invariants."""
+        with self.store.read() as tx:
+            head_seq, head_hash = tx.journal_head()
+            report = VerifyReport(self.registry, head_seq)
+            report.checks.append(_check_chain(tx, head_seq, head_hash))
+            blocks = list(tx.all_blocks())
+            report.checks.append(_check_replay(tx, blocks))
+            report.checks.append(_check_disjoint(blocks))
+            report.checks.append(_check_issued(tx, blocks, self.registry))
+            return report
+
+
+def _check_chain(tx: LedgerTx, head_seq: int, head_hash: str) -> Check:
+    previous, expected_seq = GENESIS_HASH, 1
+    for record in tx.journal():
+        if record.seq != expected_seq:
+            return Check("journal-chain", False, f"sequence gap: expected {expected_seq}, got {record.seq}")
+        if record.prev_hash != previous or entry_hash(previous, record.body()) != record.hash:
+            return Check("journal-chain", False, f"entry {record.seq} does not match its hash")
+        previous, expected_seq = record.hash, expected_seq + 1
+    if expected_seq - 1 != head_seq or previous != head_hash:
+        return Check("journal-chain", False, "journal head does not match the last entry")
+    return Check("journal-chain", True, f"{head_seq} entries, hash chain intact")
+
+
+def _movements(tx: LedgerTx) -> Iterator[Any]:
+    for record in tx.journal():
+        yield from record.movements
+
+
+def _check_replay(tx: LedgerTx, blocks: list[Holding]) -> Check:
+    try:
+        rebuilt = replay(_movements(tx))
+    except ReplayError as error:
+        return Check("journal-replay", False, str(error))
+    stored = canonical(
+        (Place(h.account_id, h.state, h.attributed_account_id), h.block) for h in blocks
+    )
+    if rebuilt != stored:
+        differing = sorted(
+            {f"account {k[0].account_id} {k[0].state.value} {k[1].label()}"
+             for k in set(rebuilt) | set(stored) if rebuilt.get(k) != stored.get(k)}
+        )
+        return Check("journal-replay", False, "journal and holdings differ at: " + "; ".join(differing[:10]))
+    return Check("journal-replay", True, f"{len(blocks)} blocks rebuilt from the journal")
+
+
+def _check_disjoint(blocks: list[Holding]) -> Check:
+    try:
+        check_disjoint(blocks)
+    except InvariantViolation as error:
+        return Check("serials-disjoint", False, error.message)
+    return Check("serials-disjoint", True, "no serial in two blocks")
+
+
+def _check_issued(tx: LedgerTx, blocks: list[Holding], registry: str) -> Check:
+    """Every own-issued block lies in an issuance, and every issued serial is somewhere."""
+    issued: dict[UnitClass, list[SerialRange]] = defaultdict(list)
+    for block, _ in tx.issuances():
+        issued[block.unit_class].append(block.serials)
+    held: dict[UnitClass, list[SerialRange]] = defaultdict(list)
+    for h in blocks:
+        if h.unit_class.issuer == registry:
+            held[h.unit_class].append(h.serials)
+    from .domain.serials import merge_adjacent
+
+    for uc in set(issued) | set(held):
+        if merge_adjacent(issued.get(uc, [])) != merge_adjacent(held.get(uc, [])):
+            return Check("supply-conserved", False, f"{uc.label()}: issued serials != serials held")
+    total = sum(r.quantity for rs in issued.values() for r in rs)
+    return Check("supply-conserved", True, f"{total} units issued, all accounted for")

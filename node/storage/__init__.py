@@ -1,0 +1,1 @@
+"""Persistence adapter: SQLAlchemy Core tables, engines, migrations and the store."""

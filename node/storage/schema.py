@@ -1,0 +1,255 @@
+"""The registry's tables (SQLAlchemy Core). Alembic migrations create and upgrade them.
+
+PostgreSQL adds what SQLAlchemy cannot express portably (see the initial migration): the
+exclusion constraints that keep serial ranges of one unit class disjoint, and the triggers that
+keep the journal append-only. SQLite gets the same triggers; its disjointness is checked in code
+inside write transactions that hold the database's write lock.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a real int8.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+registry_meta = Table(
+    "registry_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("number", String(20), nullable=False, unique=True),
+    Column("type", String(16), nullable=False),
+    Column("purpose", String(16)),
+    Column("set_aside", String(64)),
+    Column("name", String(200), nullable=False),
+    Column("source_id", String(64), unique=True),
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("opened_at", String(32), nullable=False),
+    CheckConstraint("type IN ('compliance', 'general', 'state')", name="type"),
+    CheckConstraint("status IN ('open', 'restricted', 'closed')", name="status"),
+)
+
+representatives = Table(
+    "representatives",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("person_id", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("rights", String(64), nullable=False),
+    Column("appointed_at", String(32), nullable=False),
+    UniqueConstraint("account_id", "person_id"),
+    CheckConstraint("role IN ('primary', 'alternate', 'agent')", name="role"),
+)
+# At most one primary and one alternate per account, in the schema on both engines.
+Index(
+    "uq_representatives_one_per_role",
+    representatives.c.account_id,
+    representatives.c.role,
+    unique=True,
+    sqlite_where=text("role <> 'agent'"),
+    postgresql_where=text("role <> 'agent'"),
+)
+
+
+def _unit_columns() -> list[Column[object]]:
+    return [
+        Column("issuer", String(8), nullable=False),
+        Column("program", String(16), nullable=False),
+        Column("unit_type", String(16), nullable=False),
+        Column("vintage", Integer, nullable=False),
+        Column("start_serial", BigInteger, nullable=False),
+        Column("end_serial", BigInteger, nullable=False),
+    ]
+
+
+issuances = Table(
+    "issuances",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    *_unit_columns(),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    CheckConstraint("0 <= start_serial AND start_serial <= end_serial", name="range"),
+)
+Index(
+    "ix_issuances_class",
+    issuances.c.issuer,
+    issuances.c.program,
+    issuances.c.unit_type,
+    issuances.c.vintage,
+    issuances.c.end_serial,
+)
+
+blocks = Table(
+    "blocks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    *_unit_columns(),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attributed_account_id", Id, ForeignKey("accounts.id")),
+    Column("transfer_id", String(64)),
+    Column("quarantined", Boolean, nullable=False, server_default=text("false")),
+    Column("version", Integer, nullable=False),
+    CheckConstraint("0 <= start_serial AND start_serial <= end_serial", name="range"),
+    CheckConstraint(
+        "state IN ('held', 'escrowed', 'incoming', 'surrendered', 'retired')", name="state"
+    ),
+)
+# Selection order (oldest vintage, then issuer/program/type, lowest serial) straight off the index.
+Index(
+    "ix_blocks_selection",
+    blocks.c.account_id,
+    blocks.c.state,
+    blocks.c.vintage,
+    blocks.c.issuer,
+    blocks.c.program,
+    blocks.c.unit_type,
+    blocks.c.start_serial,
+)
+Index(
+    "ix_blocks_class",
+    blocks.c.issuer,
+    blocks.c.program,
+    blocks.c.unit_type,
+    blocks.c.vintage,
+    blocks.c.start_serial,
+)
+Index("ix_blocks_attributed", blocks.c.attributed_account_id)
+
+journal_entries = Table(
+    "journal_entries",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("operation_id", String(128)),
+    Column("kind", String(32), nullable=False),
+    Column("actor", String(160), nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_journal_entries_recorded_at", journal_entries.c.recorded_at)
+
+journal_movements = Table(
+    "journal_movements",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, ForeignKey("journal_entries.seq"), nullable=False),
+    *_unit_columns(),
+    Column("from_account_id", Id),
+    Column("from_state", String(16)),
+    Column("from_attributed_account_id", Id),
+    Column("to_account_id", Id, nullable=False),
+    Column("to_state", String(16), nullable=False),
+    Column("to_attributed_account_id", Id),
+)
+Index("ix_journal_movements_seq", journal_movements.c.seq)
+
+# Which accounts each journal entry concerns: the account statement's index.
+journal_accounts = Table(
+    "journal_accounts",
+    metadata,
+    Column("seq", BigInteger, ForeignKey("journal_entries.seq"), primary_key=True),
+    Column("account_id", Id, primary_key=True),
+)
+Index("ix_journal_accounts_account", journal_accounts.c.account_id, journal_accounts.c.seq)
+
+# One row: the last sequence number and hash. Locking it orders journal appends, so that
+# sequence order is commit order, gapless, and the hash chain has no forks.
+journal_head = Table(
+    "journal_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+operations = Table(
+    "operations",
+    metadata,
+    Column("operation_id", String(128), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("result", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+)
+
+# Serial allocation per unit class: locked by issuance so concurrent issuers never race.
+serial_counters = Table(
+    "serial_counters",
+    metadata,
+    Column("issuer", String(8), primary_key=True),
+    Column("program", String(16), primary_key=True),
+    Column("unit_type", String(16), primary_key=True),
+    Column("vintage", Integer, primary_key=True),
+    Column("next_serial", BigInteger, nullable=False),
+)
+
+emissions = Table(
+    "emissions",
+    metadata,
+    Column("account_id", Id, ForeignKey("accounts.id"), primary_key=True),
+    Column("program", String(16), primary_key=True),
+    Column("period", String(9), primary_key=True),
+    Column("tons", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    CheckConstraint("tons >= 0", name="tons"),
+)
+
+deductions = Table(
+    "deductions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("program", String(16), nullable=False),
+    Column("period", String(9), nullable=False),
+    Column("obligation", BigInteger, nullable=False),
+    Column("deducted", BigInteger, nullable=False),
+    Column("shortfall", BigInteger, nullable=False),
+)
+Index("ix_deductions_account", deductions.c.account_id, deductions.c.program, deductions.c.period)
+
+APPEND_ONLY_TABLES = (
+    "journal_entries",
+    "journal_movements",
+    "journal_accounts",
+    "issuances",
+    "deductions",
+)

@@ -1,0 +1,734 @@
+"""The ledger's persistence adapter: one :class:`LedgerTx` per database transaction.
+
+Everything the domain needs from the database goes through here, as domain objects in and out.
+Database errors are translated into the ledger's typed errors at this boundary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, tuple_, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Row
+
+from ..domain.account_numbers import AccountNumber
+from ..domain.accounts import Account, AccountStatus, AccountType, StatePurpose
+from ..domain.errors import (
+    ConcurrentModification,
+    InvariantViolation,
+    RegistryBusy,
+    RegistryError,
+)
+from ..domain.holdings import BlockState, Holding
+from ..domain.journal import Movement, Place
+from ..domain.representatives import Representative, Right, Role
+from ..domain.serials import SerialRange, UnitBlock, UnitClass
+from . import schema as t
+from .engine import WRITE, is_sqlite
+
+GENESIS_HASH = "0" * 64
+PAGE = 64
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def entry_hash(prev_hash: str, body: dict[str, Any]) -> str:
+    return hashlib.sha256((prev_hash + canonical_json(body)).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOperation:
+    operation_id: str
+    kind: str
+    fingerprint: str
+    result: dict[str, Any]
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRecord:
+    seq: int
+    operation_id: str | None
+    kind: str
+    actor: str
+    recorded_at: str
+    detail: dict[str, Any]
+    movements: tuple[Movement, ...]
+    accounts: tuple[int, ...]
+    prev_hash: str
+    hash: str
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "operation_id": self.operation_id,
+            "kind": self.kind,
+            "actor": self.actor,
+            "recorded_at": self.recorded_at,
+            "detail": self.detail,
+            "movements": [m.to_dict() for m in self.movements],
+            "accounts": sorted(self.accounts),
+        }
+
+
+def _translate(error: sa_exc.DBAPIError) -> RegistryError:
+    orig = error.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    text = str(orig)
+    if sqlstate in ("40001", "40P01") or (sqlstate or "").startswith("55P03"):
+        return ConcurrentModification("another transaction touched the same rows; retried")
+    if sqlstate == "23505" or "UNIQUE constraint failed" in text:
+        return ConcurrentModification(f"a concurrent operation created the same record ({text})")
+    if sqlstate == "23P01":
+        return InvariantViolation(f"serial ranges would overlap: {text}")
+    if "database is locked" in text or "database is busy" in text:
+        return RegistryBusy("the registry database stayed locked by other writers")
+    if sqlstate == "P0001" or "append-only" in text:
+        return InvariantViolation(f"append-only record changed: {text}")
+    return InvariantViolation(f"the database refused the transaction: {text}")
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    try:
+        yield
+    except sa_exc.DBAPIError as error:
+        raise _translate(error) from error
+
+
+def _account(row: Row[Any]) -> Account:
+    return Account(
+        id=row.id,
+        number=AccountNumber.parse(row.number),
+        type=AccountType(row.type),
+        name=row.name,
+        status=AccountStatus(row.status),
+        purpose=StatePurpose(row.purpose) if row.purpose else None,
+        set_aside=row.set_aside,
+        source_id=row.source_id,
+    )
+
+
+def _unit_class(row: Row[Any]) -> UnitClass:
+    return UnitClass(row.issuer, row.program, row.unit_type, row.vintage)
+
+
+def _holding(row: Row[Any]) -> Holding:
+    return Holding(
+        id=row.id,
+        block=UnitBlock(_unit_class(row), SerialRange(row.start_serial, row.end_serial)),
+        account_id=row.account_id,
+        state=BlockState(row.state),
+        version=row.version,
+        attributed_account_id=row.attributed_account_id,
+        transfer_id=row.transfer_id,
+        quarantined=bool(row.quarantined),
+    )
+
+
+def _unit_values(block: UnitBlock) -> dict[str, Any]:
+    uc = block.unit_class
+    return {
+        "issuer": uc.issuer,
+        "program": uc.program,
+        "unit_type": uc.unit_type,
+        "vintage": uc.vintage,
+        "start_serial": block.serials.start,
+        "end_serial": block.serials.end,
+    }
+
+
+def _class_filter(table: Any, uc: UnitClass) -> Any:
+    return and_(
+        table.c.issuer == uc.issuer,
+        table.c.program == uc.program,
+        table.c.unit_type == uc.unit_type,
+        table.c.vintage == uc.vintage,
+    )
+
+
+class LedgerTx:
+    """Operations on one open database transaction."""
+
+    def __init__(self, conn: Connection, *, sqlite: bool) -> None:
+        self.conn = conn
+        self.sqlite = sqlite
+
+    # -- registry metadata -------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        return self.conn.execute(
+            select(t.registry_meta.c.value).where(t.registry_meta.c.key == key)
+        ).scalar_one_or_none()
+
+    def set_meta(self, key: str, value: str) -> None:
+        if self.get_meta(key) is None:
+            self.conn.execute(insert(t.registry_meta).values(key=key, value=value))
+        else:
+            self.conn.execute(
+                update(t.registry_meta).where(t.registry_meta.c.key == key).values(value=value)
+            )
+
+    # -- accounts ----------------------------------------------------------------------------
+
+    def next_account_sequence(self) -> int:
+        current = self.conn.execute(select(func.max(t.accounts.c.id))).scalar_one_or_none()
+        return int(current or 0) + 1
+
+    def insert_account(self, account: Account, opened_at: str) -> Account:
+        self.conn.execute(
+            insert(t.accounts).values(
+                id=account.id,
+                number=str(account.number),
+                type=account.type.value,
+                purpose=account.purpose.value if account.purpose else None,
+                set_aside=account.set_aside,
+                name=account.name,
+                source_id=account.source_id,
+                status=account.status.value,
+                version=1,
+                opened_at=opened_at,
+            )
+        )
+        return account
+
+    def account_by_number(self, number: AccountNumber) -> Account | None:
+        row = self.conn.execute(
+            select(t.accounts).where(t.accounts.c.number == str(number))
+        ).one_or_none()
+        return _account(row) if row else None
+
+    def account_by_id(self, account_id: int) -> Account | None:
+        row = self.conn.execute(
+            select(t.accounts).where(t.accounts.c.id == account_id)
+        ).one_or_none()
+        return _account(row) if row else None
+
+    def account_for_source(self, source_id: str) -> Account | None:
+        row = self.conn.execute(
+            select(t.accounts).where(t.accounts.c.source_id == source_id)
+        ).one_or_none()
+        return _account(row) if row else None
+
+    def state_account(self, purpose: StatePurpose) -> Account | None:
+        row = self.conn.execute(
+            select(t.accounts)
+            .where(t.accounts.c.type == "state", t.accounts.c.purpose == purpose.value)
+            .order_by(t.accounts.c.id)
+            .limit(1)
+        ).one_or_none()
+        return _account(row) if row else None
+
+    def all_accounts(self) -> list[Account]:
+        rows = self.conn.execute(select(t.accounts).order_by(t.accounts.c.id))
+        return [_account(r) for r in rows]
+
+    def lock_accounts(self, ids: Sequence[int]) -> None:
+        """Row-lock accounts in id order (no deadlocks). SQLite already holds the write lock."""
+        if self.sqlite or not ids:
+            return
+        self.conn.execute(
+            select(t.accounts.c.id)
+            .where(t.accounts.c.id.in_(sorted(set(ids))))
+            .order_by(t.accounts.c.id)
+            .with_for_update()
+        ).all()
+
+    def set_account_status(self, account_id: int, status: AccountStatus) -> None:
+        self.conn.execute(
+            update(t.accounts)
+            .where(t.accounts.c.id == account_id)
+            .values(status=status.value, version=t.accounts.c.version + 1)
+        )
+
+    # -- representatives ---------------------------------------------------------------------
+
+    def representatives(self, account_id: int) -> list[Representative]:
+        rows = self.conn.execute(
+            select(t.representatives)
+            .where(t.representatives.c.account_id == account_id)
+            .order_by(t.representatives.c.id)
+        )
+        return [
+            Representative(
+                r.person_id, Role(r.role), frozenset(Right(x) for x in r.rights.split(","))
+            )
+            for r in rows
+        ]
+
+    def replace_representatives(
+        self, account_id: int, roster: Sequence[Representative], at: str
+    ) -> None:
+        current = {r.person_id: r for r in self.representatives(account_id)}
+        wanted = {r.person_id: r for r in roster}
+        gone = [p for p, r in current.items() if wanted.get(p) != r]
+        if gone:
+            self.conn.execute(
+                delete(t.representatives).where(
+                    t.representatives.c.account_id == account_id,
+                    t.representatives.c.person_id.in_(gone),
+                )
+            )
+        for person, rep in wanted.items():
+            if current.get(person) != rep:
+                self.conn.execute(
+                    insert(t.representatives).values(
+                        account_id=account_id,
+                        person_id=person,
+                        role=rep.role.value,
+                        rights=",".join(sorted(r.value for r in rep.rights)),
+                        appointed_at=at,
+                    )
+                )
+
+    def accounts_of_person(self, person_id: str) -> list[tuple[int, Representative]]:
+        rows = self.conn.execute(
+            select(t.representatives).where(t.representatives.c.person_id == person_id)
+        )
+        return [
+            (
+                r.account_id,
+                Representative(
+                    r.person_id, Role(r.role), frozenset(Right(x) for x in r.rights.split(","))
+                ),
+            )
+            for r in rows
+        ]
+
+    # -- blocks ------------------------------------------------------------------------------
+
+    def spendable_in_order(
+        self,
+        account_id: int,
+        *,
+        program: str | None = None,
+        unit_types: Sequence[str] | None = None,
+        vintage: int | None = None,
+        max_vintage: int | None = None,
+    ) -> Iterator[Holding]:
+        """Spendable blocks in selection order, fetched a page at a time (keyset paging)."""
+        b = t.blocks
+        order = (b.c.vintage, b.c.issuer, b.c.program, b.c.unit_type, b.c.start_serial)
+        conditions: list[Any] = [
+            b.c.account_id == account_id,
+            b.c.state == BlockState.HELD.value,
+            b.c.quarantined.is_(False),
+        ]
+        if program is not None:
+            conditions.append(b.c.program == program)
+        if unit_types is not None:
+            conditions.append(b.c.unit_type.in_(list(unit_types)))
+        if vintage is not None:
+            conditions.append(b.c.vintage == vintage)
+        if max_vintage is not None:
+            conditions.append(b.c.vintage <= max_vintage)
+        after: tuple[Any, ...] | None = None
+        while True:
+            query = select(b).where(*conditions)
+            if after is not None:
+                query = query.where(tuple_(*order) > tuple_(*after))
+            rows = self.conn.execute(query.order_by(*order).limit(PAGE)).all()
+            for row in rows:
+                yield _holding(row)
+            if len(rows) < PAGE:
+                return
+            last = rows[-1]
+            after = (last.vintage, last.issuer, last.program, last.unit_type, last.start_serial)
+
+    def overlapping(self, uc: UnitClass, span: SerialRange, account_id: int | None = None) -> list[Holding]:
+        b = t.blocks
+        query = select(b).where(
+            _class_filter(b, uc), b.c.start_serial <= span.end, b.c.end_serial >= span.start
+        )
+        if account_id is not None:
+            query = query.where(b.c.account_id == account_id)
+        return [_holding(r) for r in self.conn.execute(query.order_by(b.c.start_serial))]
+
+    def insert_block(
+        self,
+        block: UnitBlock,
+        account_id: int,
+        state: BlockState,
+        *,
+        attributed_account_id: int | None = None,
+        transfer_id: str | None = None,
+        quarantined: bool = False,
+    ) -> None:
+        self.conn.execute(
+            insert(t.blocks).values(
+                **_unit_values(block),
+                account_id=account_id,
+                state=state.value,
+                attributed_account_id=attributed_account_id,
+                transfer_id=transfer_id,
+                quarantined=quarantined,
+                version=1,
+            )
+        )
+
+    def rewrite_block(self, holding: Holding, serials: SerialRange, place: Place) -> None:
+        """Compare-and-set: change one row's range and place, only if nobody changed it since."""
+        b = t.blocks
+        result = self.conn.execute(
+            update(b)
+            .where(b.c.id == holding.id, b.c.version == holding.version)
+            .values(
+                start_serial=serials.start,
+                end_serial=serials.end,
+                account_id=place.account_id,
+                state=place.state.value,
+                attributed_account_id=place.attributed_account_id,
+                version=holding.version + 1,
+            )
+        )
+        if result.rowcount != 1:
+            raise ConcurrentModification(
+                f"block {holding.block} changed under this operation", block=holding.block.to_dict()
+            )
+
+    def account_blocks(self, account_id: int) -> list[Holding]:
+        """Blocks held by the account, plus final blocks attributed to it, in selection order."""
+        b = t.blocks
+        rows = self.conn.execute(
+            select(b)
+            .where(
+                (b.c.account_id == account_id)
+                | (b.c.attributed_account_id == account_id)
+            )
+            .order_by(b.c.state, b.c.vintage, b.c.issuer, b.c.program, b.c.unit_type, b.c.start_serial)
+        )
+        return [_holding(r) for r in rows]
+
+    def has_blocks(self, account_id: int) -> bool:
+        b = t.blocks
+        return (
+            self.conn.execute(
+                select(b.c.id)
+                .where(b.c.account_id == account_id, b.c.state.notin_(["surrendered", "retired"]))
+                .limit(1)
+            ).first()
+            is not None
+        )
+
+    def all_blocks(self) -> Iterator[Holding]:
+        b = t.blocks
+        rows = self.conn.execute(
+            select(b).order_by(b.c.issuer, b.c.program, b.c.unit_type, b.c.vintage, b.c.start_serial)
+        )
+        for row in rows:
+            yield _holding(row)
+
+    def totals(self) -> list[Row[Any]]:
+        b = t.blocks
+        return list(
+            self.conn.execute(
+                select(
+                    b.c.issuer, b.c.program, b.c.unit_type, b.c.vintage, b.c.state,
+                    func.sum(b.c.end_serial - b.c.start_serial + 1).label("quantity"),
+                    func.count().label("blocks"),
+                )
+                .group_by(b.c.issuer, b.c.program, b.c.unit_type, b.c.vintage, b.c.state)
+                .order_by(b.c.issuer, b.c.program, b.c.unit_type, b.c.vintage, b.c.state)
+            )
+        )
+
+    # -- issuance ----------------------------------------------------------------------------
+
+    def claim_serials(self, uc: UnitClass, quantity: int, start: int | None) -> SerialRange:
+        """Reserve the next serials of a class (or the given ones) under the counter's row lock."""
+        c = t.serial_counters
+        where = (c.c.issuer == uc.issuer, c.c.program == uc.program,
+                 c.c.unit_type == uc.unit_type, c.c.vintage == uc.vintage)
+        query = select(c.c.next_serial).where(*where)
+        if not self.sqlite:
+            query = query.with_for_update()
+        current = self.conn.execute(query).scalar_one_or_none()
+        if current is None:
+            self.conn.execute(
+                insert(c).values(issuer=uc.issuer, program=uc.program, unit_type=uc.unit_type,
+                                 vintage=uc.vintage, next_serial=1)
+            )
+            current = 1
+        first = current if start is None else start
+        serials = SerialRange(first, first + quantity - 1)
+        self.conn.execute(
+            update(c).where(*where).values(next_serial=func.max(c.c.next_serial, serials.end + 1)
+                                           if self.sqlite else
+                                           func.greatest(c.c.next_serial, serials.end + 1))
+        )
+        return serials
+
+    def issuance_overlaps(self, block: UnitBlock) -> list[UnitBlock]:
+        i = t.issuances
+        rows = self.conn.execute(
+            select(i).where(
+                _class_filter(i, block.unit_class),
+                i.c.start_serial <= block.serials.end,
+                i.c.end_serial >= block.serials.start,
+            )
+        )
+        return [UnitBlock(_unit_class(r), SerialRange(r.start_serial, r.end_serial)) for r in rows]
+
+    def insert_issuance(self, block: UnitBlock, account_id: int, seq: int) -> None:
+        self.conn.execute(
+            insert(t.issuances).values(**_unit_values(block), account_id=account_id, seq=seq)
+        )
+
+    def issuances(self) -> list[tuple[UnitBlock, int]]:
+        i = t.issuances
+        rows = self.conn.execute(select(i).order_by(i.c.id))
+        return [
+            (UnitBlock(_unit_class(r), SerialRange(r.start_serial, r.end_serial)), r.account_id)
+            for r in rows
+        ]
+
+    # -- journal -----------------------------------------------------------------------------
+
+    def append_journal(
+        self,
+        *,
+        operation_id: str | None,
+        kind: str,
+        actor: str,
+        recorded_at: str,
+        detail: dict[str, Any],
+        movements: Sequence[Movement],
+        accounts: Sequence[int],
+    ) -> JournalRecord:
+        h = t.journal_head
+        query = select(h.c.seq, h.c.hash).where(h.c.id == 1)
+        if not self.sqlite:
+            query = query.with_for_update()
+        head = self.conn.execute(query).one_or_none()
+        if head is None:
+            prev_seq, prev_hash = 0, GENESIS_HASH
+            self.conn.execute(insert(h).values(id=1, seq=0, hash=GENESIS_HASH))
+        else:
+            prev_seq, prev_hash = head.seq, head.hash
+        record = JournalRecord(
+            seq=prev_seq + 1,
+            operation_id=operation_id,
+            kind=kind,
+            actor=actor,
+            recorded_at=recorded_at,
+            detail=detail,
+            movements=tuple(movements),
+            accounts=tuple(sorted(set(accounts))),
+            prev_hash=prev_hash,
+            hash="",
+        )
+        digest = entry_hash(prev_hash, record.body())
+        self.conn.execute(
+            insert(t.journal_entries).values(
+                seq=record.seq, operation_id=operation_id, kind=kind, actor=actor,
+                recorded_at=recorded_at, detail=canonical_json(detail),
+                prev_hash=prev_hash, hash=digest,
+            )
+        )
+        if movements:
+            self.conn.execute(
+                insert(t.journal_movements),
+                [
+                    {
+                        "seq": record.seq,
+                        **_unit_values(m.block),
+                        "from_account_id": m.origin.account_id if m.origin else None,
+                        "from_state": m.origin.state.value if m.origin else None,
+                        "from_attributed_account_id": (
+                            m.origin.attributed_account_id if m.origin else None
+                        ),
+                        "to_account_id": m.destination.account_id,
+                        "to_state": m.destination.state.value,
+                        "to_attributed_account_id": m.destination.attributed_account_id,
+                    }
+                    for m in movements
+                ],
+            )
+        if record.accounts:
+            self.conn.execute(
+                insert(t.journal_accounts),
+                [{"seq": record.seq, "account_id": a} for a in record.accounts],
+            )
+        self.conn.execute(update(h).where(h.c.id == 1).values(seq=record.seq, hash=digest))
+        return replace(record, hash=digest)
+
+    def journal(
+        self,
+        *,
+        account_id: int | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        after_seq: int = 0,
+    ) -> Iterator[JournalRecord]:
+        e = t.journal_entries
+        query = select(e).where(e.c.seq > after_seq)
+        if account_id is not None:
+            ja = t.journal_accounts
+            query = query.where(
+                e.c.seq.in_(select(ja.c.seq).where(ja.c.account_id == account_id))
+            )
+        if since is not None:
+            query = query.where(e.c.recorded_at >= since)
+        if until is not None:
+            query = query.where(e.c.recorded_at < until)
+        entries = self.conn.execute(query.order_by(e.c.seq)).all()
+        if not entries:
+            return
+        seqs = [r.seq for r in entries]
+        moves: dict[int, list[Movement]] = {}
+        m = t.journal_movements
+        for chunk_start in range(0, len(seqs), 500):
+            chunk = seqs[chunk_start : chunk_start + 500]
+            for r in self.conn.execute(select(m).where(m.c.seq.in_(chunk)).order_by(m.c.id)):
+                moves.setdefault(r.seq, []).append(_movement(r))
+        accounts: dict[int, list[int]] = {}
+        ja = t.journal_accounts
+        for chunk_start in range(0, len(seqs), 500):
+            chunk = seqs[chunk_start : chunk_start + 500]
+            for r in self.conn.execute(select(ja).where(ja.c.seq.in_(chunk))):
+                accounts.setdefault(r.seq, []).append(r.account_id)
+        for r in entries:
+            yield JournalRecord(
+                seq=r.seq,
+                operation_id=r.operation_id,
+                kind=r.kind,
+                actor=r.actor,
+                recorded_at=r.recorded_at,
+                detail=json.loads(r.detail),
+                movements=tuple(moves.get(r.seq, ())),
+                accounts=tuple(sorted(accounts.get(r.seq, ()))),
+                prev_hash=r.prev_hash,
+                hash=r.hash,
+            )
+
+    def journal_head(self) -> tuple[int, str]:
+        row = self.conn.execute(
+            select(t.journal_head.c.seq, t.journal_head.c.hash).where(t.journal_head.c.id == 1)
+        ).one_or_none()
+        return (row.seq, row.hash) if row else (0, GENESIS_HASH)
+
+    # -- idempotency -------------------------------------------------------------------------
+
+    def find_operation(self, operation_id: str) -> StoredOperation | None:
+        row = self.conn.execute(
+            select(t.operations).where(t.operations.c.operation_id == operation_id)
+        ).one_or_none()
+        if row is None:
+            return None
+        return StoredOperation(row.operation_id, row.kind, row.fingerprint, json.loads(row.result), row.seq)
+
+    def record_operation(
+        self, operation_id: str, kind: str, fingerprint: str, result: dict[str, Any], seq: int, at: str
+    ) -> None:
+        self.conn.execute(
+            insert(t.operations).values(
+                operation_id=operation_id, kind=kind, fingerprint=fingerprint,
+                result=canonical_json(result), seq=seq, recorded_at=at,
+            )
+        )
+
+    # -- emissions and compliance ------------------------------------------------------------
+
+    def emissions(self, account_id: int, program: str, period: str) -> int | None:
+        e = t.emissions
+        return self.conn.execute(
+            select(e.c.tons).where(e.c.account_id == account_id, e.c.program == program, e.c.period == period)
+        ).scalar_one_or_none()
+
+    def set_emissions(self, account_id: int, program: str, period: str, tons: int, seq: int) -> None:
+        e = t.emissions
+        where = (e.c.account_id == account_id, e.c.program == program, e.c.period == period)
+        if self.emissions(account_id, program, period) is None:
+            self.conn.execute(insert(e).values(account_id=account_id, program=program,
+                                               period=period, tons=tons, seq=seq))
+        else:
+            self.conn.execute(update(e).where(*where).values(tons=tons, seq=seq))
+
+    def emitters(self, program: str, period: str) -> list[tuple[int, int]]:
+        e = t.emissions
+        rows = self.conn.execute(
+            select(e.c.account_id, e.c.tons)
+            .where(e.c.program == program, e.c.period == period)
+            .order_by(e.c.account_id)
+        )
+        return [(r.account_id, r.tons) for r in rows]
+
+    def surrendered(self, account_id: int, program: str, period: str) -> int:
+        d = t.deductions
+        total = self.conn.execute(
+            select(func.coalesce(func.sum(d.c.deducted), 0)).where(
+                d.c.account_id == account_id, d.c.program == program, d.c.period == period
+            )
+        ).scalar_one()
+        return int(total)
+
+    def insert_deduction(self, seq: int, *, account_id: int, program: str, period: str,
+                         obligation: int, deducted: int, shortfall: int) -> None:
+        self.conn.execute(
+            insert(t.deductions).values(seq=seq, account_id=account_id, program=program,
+                                        period=period, obligation=obligation,
+                                        deducted=deducted, shortfall=shortfall)
+        )
+
+    def compliance_rows(self) -> list[Row[Any]]:
+        e, d = t.emissions, t.deductions
+        surrendered = (
+            select(func.coalesce(func.sum(d.c.deducted), 0))
+            .where(d.c.account_id == e.c.account_id, d.c.program == e.c.program, d.c.period == e.c.period)
+            .scalar_subquery()
+        )
+        return list(
+            self.conn.execute(
+                select(e.c.account_id, e.c.program, e.c.period, e.c.tons, surrendered.label("surrendered"))
+                .order_by(e.c.program, e.c.period, e.c.account_id)
+            )
+        )
+
+
+def _movement(r: Row[Any]) -> Movement:
+    origin = (
+        Place(r.from_account_id, BlockState(r.from_state), r.from_attributed_account_id)
+        if r.from_account_id is not None
+        else None
+    )
+    return Movement(
+        block=UnitBlock(_unit_class(r), SerialRange(r.start_serial, r.end_serial)),
+        origin=origin,
+        destination=Place(r.to_account_id, BlockState(r.to_state), r.to_attributed_account_id),
+    )
+
+
+class Store:
+    """Opens transactions on one registry database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sqlite = is_sqlite(engine)
+
+    @contextmanager
+    def write(self) -> Iterator[LedgerTx]:
+        """A write transaction: committed if the block returns, rolled back if it raises."""
+        with translated_errors(), self.engine.connect() as conn:
+            conn = conn.execution_options(**{WRITE: True})
+            with conn.begin():
+                yield LedgerTx(conn, sqlite=self.sqlite)
+
+    @contextmanager
+    def read(self) -> Iterator[LedgerTx]:
+        """A consistent read-only snapshot."""
+        with translated_errors(), self.engine.connect() as conn:
+            if not self.sqlite:
+                conn = conn.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+            with conn.begin() as tx:
+                yield LedgerTx(conn, sqlite=self.sqlite)
+                tx.rollback()

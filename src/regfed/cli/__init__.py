@@ -1,0 +1,46 @@
+"""The ``regfed`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from regfed import __version__
+from regfed.node import RegistryError
+
+from . import _bench, _demo, _ledger
+from ._output import EXIT_FAILED, report_error
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="regfed",
+        description="A federation of emissions-allowance registries.",
+    )
+    parser.add_argument("--version", action="version", version=f"regfed {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _demo.register(commands)
+    _ledger.register(commands)
+    _bench.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+        return code
+    except RegistryError as error:
+        return report_error(error, bool(getattr(args, "json", False)))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from regfed.cli import main
+
+sys.exit(main())

@@ -1,0 +1,86 @@
+"""Helpers for building registries in tests (not fixtures: plain functions)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from sqlalchemy import text
+
+from regfed.node import (
+    Actor,
+    Issue,
+    OpenAccount,
+    Registry,
+    RepresentativeSpec,
+    StatePurpose,
+    open_registry,
+)
+
+_counter = 0
+
+
+def op_id(prefix: str = "op") -> str:
+    global _counter
+    _counter += 1
+    return f"{prefix}-{_counter}"
+
+
+def open_test_registry(url: str, code: str = "PA") -> Registry:
+    return open_registry(url, code)
+
+
+def open_general(reg: Registry, person: str, name: str = "General") -> str:
+    result = reg.ledger.open_account(
+        OpenAccount(
+            operation_id=op_id("open"),
+            account_type="general",
+            name=name,
+            representatives=(RepresentativeSpec(person=person, role="primary"),),
+        ),
+        reg.ledger.administrator,
+    )
+    return str(result.detail["account"])
+
+
+def open_compliance(reg: Registry, person: str, source: str) -> str:
+    result = reg.ledger.open_account(
+        OpenAccount(
+            operation_id=op_id("open"),
+            account_type="compliance",
+            name=f"Source {source}",
+            source_id=source,
+            representatives=(RepresentativeSpec(person=person, role="primary"),),
+        ),
+        reg.ledger.administrator,
+    )
+    return str(result.detail["account"])
+
+
+def issue(reg: Registry, quantity: int, *, program: str = "RGGI", vintage: int = 2025,
+          unit_type: str = "allowance") -> dict[str, Any]:
+    alloc = reg.state_account(StatePurpose.ALLOCATION).label
+    result = reg.ledger.issue(
+        Issue(operation_id=op_id("issue"), program=program, unit_type=unit_type,
+              vintage=vintage, quantity=quantity, to_account=alloc),
+        reg.ledger.administrator,
+    )
+    return dict(result.detail["block"])
+
+
+def person(name: str) -> Actor:
+    return Actor.person(name)
+
+
+def ledger_digest(reg: Registry) -> str:
+    """A digest of every table's contents: equal before and after means nothing changed."""
+    h = hashlib.sha256()
+    with reg.engine.connect() as conn:
+        for table in ("accounts", "representatives", "issuances", "blocks", "journal_entries",
+                      "journal_movements", "journal_accounts", "journal_head", "operations",
+                      "serial_counters", "emissions", "deductions", "registry_meta"):
+            rows = conn.execute(text(f"SELECT * FROM {table} ORDER BY 1")).all()  # noqa: S608
+            h.update(table.encode())
+            for row in rows:
+                h.update(repr(tuple(row)).encode())
+    return h.hexdigest()
