@@ -87,6 +87,18 @@ class OperationResult:
     movements: tuple[dict[str, Any], ...] = ()
     replayed: bool = False
 
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> OperationResult:
+        return cls(
+            operation_id=data["operation_id"],
+            kind=data["kind"],
+            seq=data["seq"],
+            recorded_at=data["recorded_at"],
+            detail=data["detail"],
+            movements=tuple(data["movements"]),
+            replayed=True,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "operation_id": self.operation_id,
@@ -146,7 +158,7 @@ class Ledger:
                                 "different request",
                                 operation_id=command.operation_id,
                             )
-                        return OperationResult(**stored.result, replayed=True)
+                        return OperationResult.from_stored(stored.result)
                     work = _Work(kind, {})
                     body(tx, work)
                     check_transaction(tx, work.audit)

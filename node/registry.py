@@ -62,11 +62,11 @@ def open_registry(
         bound = tx.get_meta("registry_code")
         if bound is None:
             tx.set_meta("registry_code", code)
-        elif bound != code:
-            engine.dispose()
-            raise InvalidArgument(
-                f"database at {url} belongs to registry {bound}, not {code}", registry=bound
-            )
+    if bound is not None and bound != code:
+        engine.dispose()
+        raise InvalidArgument(
+            f"database at {url} belongs to registry {bound}, not {code}", registry=bound
+        )
     ledger = Ledger(store, code, programs, clock)
     for purpose, name in STANDING_STATE_ACCOUNTS.items():
         with store.read() as tx:

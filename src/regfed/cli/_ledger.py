@@ -118,6 +118,7 @@ def register(commands: Any) -> None:
     cmd("totals", "units per class and state across the registry", _totals)
     cmd("compliance", "emissions, surrendered and shortfall per source and period", _compliance)
     cmd("verify", "replay the journal and check the ledger's invariants", _verify)
+    cmd("programs", "the programs this registry knows and their account rules", _programs)
 
 
 def _actor_and_op(p: argparse.ArgumentParser) -> None:
@@ -378,3 +379,16 @@ def _verify(args: argparse.Namespace) -> int:
         print("ledger verified" if report.ok else "LEDGER INCONSISTENT: do not trade; "
               "keep the database as it is and escalate")
     return 0 if report.ok else 1
+
+
+def _programs(args: argparse.Namespace) -> int:
+    reg = _registry(args)
+    rows = [p.to_dict() for p in reg.ledger.programs.programs.values()]
+    reg.close()
+    if args.json:
+        emit_json({"programs": rows})
+    else:
+        for r in rows:
+            r["deduction_unit_types"] = ",".join(r["deduction_unit_types"])
+        print(table(rows))
+    return 0

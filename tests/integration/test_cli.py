@@ -1,0 +1,80 @@
+"""The `regfed` command as an operator uses it: readable output, --json for scripts, typed
+errors with a non-zero exit, and the README's main job."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def regfed(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "regfed.cli", *args],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == expect, (result.stdout, result.stderr)
+    return result
+
+
+def regfed_json(*args: str, expect: int = 0) -> Any:
+    return json.loads(regfed(*args, "--json", expect=expect).stdout)
+
+
+def test_operator_commands_round_trip(tmp_path: Path) -> None:
+    db = ["--db", str(tmp_path / "ny.db")]
+    init = regfed_json("ledger", "init", *db, "--registry", "NY")
+    allocation = next(a["account"] for a in init["accounts"] if a["purpose"] == "allocation")
+    acme = regfed_json("ledger", "open-account", *db, "--type", "general", "--name", "Acme",
+                       "--rep", "alice", "--rep", "bob:alternate")["detail"]["account"]
+    plant = regfed_json("ledger", "open-account", *db, "--type", "compliance", "--name", "Plant",
+                        "--source", "ORIS-1", "--rep", "carol")["detail"]["account"]
+    issued = regfed_json("ledger", "issue", *db, "--program", "RGGI", "--vintage", "2025",
+                         "--quantity", "1000000", "--op-id", "issue-1")
+    assert issued["detail"]["block"] == {"issuer": "NY", "program": "RGGI",
+                                         "unit_type": "allowance", "vintage": 2025,
+                                         "start": 1, "end": 1000000}
+    again = regfed_json("ledger", "issue", *db, "--program", "RGGI", "--vintage", "2025",
+                        "--quantity", "1000000", "--op-id", "issue-1")
+    assert again["replayed"] and again["seq"] == issued["seq"]
+    regfed_json("ledger", "transfer", *db, "--from", allocation, "--to", acme, "--quantity", "500")
+    moved = regfed_json("ledger", "transfer", *db, "--from", acme, "--to", plant, "--as", "bob",
+                        "--serials", "NY/RGGI/allowance/2025:100-199")
+    assert moved["movements"][0]["start"] == 100 and moved["movements"][0]["to"] == plant
+
+    refusal = regfed_json("ledger", "transfer", *db, "--from", acme, "--to", plant, "--as",
+                          "mallory", "--quantity", "1", expect=2)
+    assert refusal == {"ok": False, "error": refusal["error"]}
+    assert refusal["error"]["code"] == "NOT_AUTHORIZED"
+    human = regfed("ledger", "transfer", *db, "--from", acme, "--to", plant[:-1] + "0",
+                   "--as", "alice", "--quantity", "1", expect=2)
+    assert "ACCOUNT_NUMBER_CHECK_FAILED" in human.stderr and "what to do" in human.stderr
+
+    holdings = regfed_json("ledger", "holdings", *db, "--account", plant, "--as", "carol")
+    assert holdings["totals"][0]["quantity"] == 100
+    statement = regfed_json("ledger", "statement", *db, "--account", acme)
+    assert [e["kind"] for e in statement["entries"]] == ["open-account", "allocation", "transfer"]
+    regfed_json("ledger", "emissions", *db, "--account", plant, "--program", "RGGI",
+                "--period", "2024-2026", "--tons", "150")
+    deduction = regfed_json("ledger", "deduct", *db, "--program", "RGGI", "--period", "2024-2026")
+    assert (deduction["detail"]["deducted"], deduction["detail"]["shortfall"]) == (100, 50)
+    assert regfed_json("ledger", "verify", *db)["ok"] is True
+    assert "ledger verified" in regfed("ledger", "verify", *db).stdout
+    totals = regfed_json("ledger", "totals", *db)["rows"]
+    assert totals[0]["issued"] == 1_000_000 and totals[0]["surrendered"] == 100
+
+
+def test_commands_without_a_database_say_what_to_do(tmp_path: Path) -> None:
+    result = regfed("ledger", "totals", "--db", str(tmp_path / "new.db"), expect=2)
+    assert "regfed ledger init" in result.stderr
+
+
+def test_demo_runs_the_life_cycle_and_every_invariant_holds() -> None:
+    out = regfed("demo").stdout
+    assert "demo complete: every invariant holds" in out
+    assert "Compliance summary" in out and "statement of account" in out
+    data = regfed_json("demo")
+    assert data["ok"] is True
+    refusals = [s["refused"]["code"] for s in data["steps"] if "refused" in s]
+    assert refusals == ["NOT_AUTHORIZED", "INSUFFICIENT_HOLDINGS", "UNITS_NOT_HELD"]
+    assert all(c["emissions"] == c["surrendered"] for c in data["compliance"])
