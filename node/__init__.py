@@ -3,6 +3,7 @@
 The public surface is curated here; everything else is private to the package.
 """
 
+from .domain import errors
 from .domain.account_numbers import AccountNumber
 from .domain.accounts import Account, AccountStatus, AccountType, StatePurpose
 from .domain.actors import Actor, ActorKind
@@ -19,7 +20,6 @@ from .domain.commands import (
     SetAccountStatus,
     Transfer,
 )
-from .domain import errors
 from .domain.errors import RegistryError
 from .domain.holdings import BlockState
 from .domain.programs import ControlPeriod, ProgramCatalog, ProgramRules

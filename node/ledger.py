@@ -13,13 +13,13 @@ import functools
 import hashlib
 import random
 import time
-from enum import StrEnum
-from typing import TypeVar
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
+from ._moves import apply_takes, check_transaction
 from .domain import compliance
 from .domain.account_numbers import AccountNumber
 from .domain.accounts import Account, AccountStatus, AccountType, StatePurpose
@@ -60,7 +60,6 @@ from .domain.representatives import Representative, Right, Role, validate_roster
 from .domain.selection import Take, take_blocks, take_quantity
 from .domain.serials import UnitBlock, UnitClass, UnitType
 from .storage.store import LedgerTx, Store
-from ._moves import apply_takes, check_transaction
 
 Clock = Callable[[], datetime]
 E = TypeVar("E", bound=StrEnum)
@@ -217,7 +216,9 @@ class Ledger:
             )
         account = tx.account_by_number(parsed)
         if account is None:
-            raise AccountNotFound(f"no account {number} in registry {self.registry}", account=number)
+            raise AccountNotFound(
+                f"no account {number} in registry {self.registry}", account=number
+            )
         return account
 
     def _state_account(self, tx: LedgerTx, purpose: StatePurpose) -> Account:
@@ -307,11 +308,11 @@ class Ledger:
                         source=command.source_id,
                         account=existing.label,
                     )
-            if purpose in (StatePurpose.RETIREMENT, StatePurpose.SURRENDER, StatePurpose.ALLOCATION):
-                if tx.state_account(purpose) is not None:
-                    raise AccountTypeMismatch(
-                        f"registry {self.registry} already has its {purpose.value} account"
-                    )
+            standing = (StatePurpose.RETIREMENT, StatePurpose.SURRENDER, StatePurpose.ALLOCATION)
+            if purpose in standing and tx.state_account(purpose) is not None:
+                raise AccountTypeMismatch(
+                    f"registry {self.registry} already has its {purpose.value} account"
+                )
             sequence = tx.next_account_sequence()
             account = Account(
                 id=sequence,
@@ -353,7 +354,9 @@ class Ledger:
             tx.set_account_status(account.id, status)
             work.accounts.add(account.id)
             work.detail.update(
-                account=account.label, previous=account.status.value, status=status.value,
+                account=account.label,
+                previous=account.status.value,
+                status=status.value,
                 reason=command.reason,
             )
 
@@ -365,14 +368,16 @@ class Ledger:
         def body(tx: LedgerTx, work: _Work) -> None:
             account = self._account(tx, command.account)
             new = Representative.of(
-                command.representative.person, command.representative.role,
+                command.representative.person,
+                command.representative.role,
                 command.representative.rights,
             )
             self._authorize_roster_change(tx, actor, account, new.role)
             tx.lock_accounts([account.id])
             before = tx.representatives(account.id)
             after = [
-                r for r in before
+                r
+                for r in before
                 if r.person_id != new.person_id
                 and not (new.role is not Role.AGENT and r.role is new.role)
             ] + [new]
@@ -390,7 +395,8 @@ class Ledger:
             if leaving is None:
                 raise RepresentativeNotFound(
                     f"{command.person} does not represent account {account.label}",
-                    account=account.label, person=command.person,
+                    account=account.label,
+                    person=command.person,
                 )
             if leaving.role is Role.PRIMARY:
                 raise RepresentativeConflict(
@@ -417,12 +423,17 @@ class Ledger:
             return
         raise NotAuthorized(
             f"{actor} may not change the {role.value} representatives of {account.label}",
-            actor=str(actor), account=account.label,
+            actor=str(actor),
+            account=account.label,
         )
 
     def _write_roster(
-        self, tx: LedgerTx, work: _Work, account: Account,
-        before: list[Representative], after: list[Representative],
+        self,
+        tx: LedgerTx,
+        work: _Work,
+        account: Account,
+        before: list[Representative],
+        after: list[Representative],
     ) -> None:
         tx.replace_representatives(account.id, after, timestamp(self.clock()))
         work.accounts.add(account.id)
@@ -482,9 +493,7 @@ class Ledger:
             takes = self._select(tx, source, command.selection)
             self._check_program_allows_send(source, takes)
             work.kind = "allocation" if source.type is AccountType.STATE else "transfer"
-            work.movements += apply_takes(
-                tx, takes, Place(target.id, BlockState.HELD), work.audit
-            )
+            work.movements += apply_takes(tx, takes, Place(target.id, BlockState.HELD), work.audit)
             work.accounts |= {source.id, target.id}
             work.detail.update(
                 **{"from": source.label, "to": target.label},
@@ -537,8 +546,12 @@ class Ledger:
             )
             work.accounts.add(account.id)
             work.detail.update(
-                account=account.label, source=account.source_id, program=command.program,
-                period=period, tons=command.tons, previous_tons=previous,
+                account=account.label,
+                source=account.source_id,
+                program=command.program,
+                period=period,
+                tons=command.tons,
+                previous_tons=previous,
             )
 
         return self._run(command, actor, body, "emissions")
@@ -560,41 +573,57 @@ class Ledger:
                 if account.type is not AccountType.COMPLIANCE:
                     raise AccountTypeMismatch(
                         f"compliance deduction applies to compliance accounts; {account.label} "
-                        f"is a {account.type.value} account", account=account.label,
+                        f"is a {account.type.value} account",
+                        account=account.label,
                     )
                 tons = emitters.get(account.id, 0)
                 previously = tx.surrendered(account.id, rules.code, str(period))
                 plan = compliance.plan_deduction(
                     tx.spendable_in_order(
-                        account.id, program=rules.code,
-                        unit_types=rules.deduction_unit_types, max_vintage=period.last_year,
+                        account.id,
+                        program=rules.code,
+                        unit_types=rules.deduction_unit_types,
+                        max_vintage=period.last_year,
                     ),
-                    rules, period, tons, previously,
+                    rules,
+                    period,
+                    tons,
+                    previously,
                 )
                 work.movements += apply_takes(
-                    tx, plan.takes, Place(surrender.id, BlockState.SURRENDERED, account.id),
+                    tx,
+                    plan.takes,
+                    Place(surrender.id, BlockState.SURRENDERED, account.id),
                     work.audit,
                 )
                 work.on_seq.append(
                     functools.partial(
-                        tx.insert_deduction, account_id=account.id, program=rules.code,
-                        period=str(period), obligation=plan.obligation, deducted=plan.deducted,
+                        tx.insert_deduction,
+                        account_id=account.id,
+                        program=rules.code,
+                        period=str(period),
+                        obligation=plan.obligation,
+                        deducted=plan.deducted,
                         shortfall=plan.shortfall,
                     )
                 )
                 work.accounts.add(account.id)
-                results.append({
-                    "account": account.label,
-                    "source": account.source_id,
-                    "emissions": tons,
-                    "obligation": plan.obligation,
-                    "previously_surrendered": plan.previously_surrendered,
-                    "deducted": plan.deducted,
-                    "shortfall": plan.shortfall,
-                })
+                results.append(
+                    {
+                        "account": account.label,
+                        "source": account.source_id,
+                        "emissions": tons,
+                        "obligation": plan.obligation,
+                        "previously_surrendered": plan.previously_surrendered,
+                        "deducted": plan.deducted,
+                        "shortfall": plan.shortfall,
+                    }
+                )
             work.accounts.add(surrender.id)
             work.detail.update(
-                program=rules.code, period=str(period), sources=results,
+                program=rules.code,
+                period=str(period),
+                sources=results,
                 deducted=sum(r["deducted"] for r in results),
                 shortfall=sum(r["shortfall"] for r in results),
             )
@@ -612,5 +641,3 @@ def _enum(cls: type[E], value: str, what: str) -> E:
     except ValueError:
         options = ", ".join(m.value for m in cls)
         raise InvalidArgument(f"{value!r} is not a valid {what} (one of: {options})") from None
-
-

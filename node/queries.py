@@ -14,11 +14,16 @@ from typing import Any
 from .domain.account_numbers import AccountNumber
 from .domain.accounts import Account, AccountType
 from .domain.actors import Actor, ActorKind
-from .domain.errors import AccountInOtherRegistry, AccountNotFound, InvariantViolation, NotAuthorized
+from .domain.errors import (
+    AccountInOtherRegistry,
+    AccountNotFound,
+    InvariantViolation,
+    NotAuthorized,
+)
 from .domain.holdings import BlockState, Holding
 from .domain.invariants import check_disjoint
 from .domain.journal import Place, ReplayError, canonical, replay
-from .domain.serials import SerialRange, UnitClass
+from .domain.serials import SerialRange, UnitClass, merge_adjacent
 from .storage.store import GENESIS_HASH, LedgerTx, Store, entry_hash
 
 
@@ -98,7 +103,9 @@ class LedgerQueries:
             )
         account = tx.account_by_number(parsed)
         if account is None:
-            raise AccountNotFound(f"no account {number} in registry {self.registry}", account=number)
+            raise AccountNotFound(
+                f"no account {number} in registry {self.registry}", account=number
+            )
         return account
 
     def _require_read(self, tx: LedgerTx, actor: Actor, account: Account) -> None:
@@ -117,16 +124,18 @@ class LedgerQueries:
         with self.store.read() as tx:
             out = []
             for a in tx.all_accounts():
-                out.append({
-                    "account": a.label,
-                    "type": a.type.value,
-                    "purpose": a.purpose.value if a.purpose else None,
-                    "set_aside": a.set_aside,
-                    "name": a.name,
-                    "source_id": a.source_id,
-                    "status": a.status.value,
-                    "representatives": [r.to_dict() for r in tx.representatives(a.id)],
-                })
+                out.append(
+                    {
+                        "account": a.label,
+                        "type": a.type.value,
+                        "purpose": a.purpose.value if a.purpose else None,
+                        "set_aside": a.set_aside,
+                        "name": a.name,
+                        "source_id": a.source_id,
+                        "status": a.status.value,
+                        "representatives": [r.to_dict() for r in tx.representatives(a.id)],
+                    }
+                )
             return out
 
     def holdings(self, number: str, actor: Actor) -> AccountHoldings:
@@ -136,9 +145,9 @@ class LedgerQueries:
             views: list[HoldingView] = []
             totals: dict[tuple[str, str, str, int, str], int] = defaultdict(int)
             for h in tx.account_blocks(account.id):
-                if h.state in (BlockState.SURRENDERED, BlockState.RETIRED):
-                    if h.attributed_account_id != account.id:
-                        continue  # kept here, attributed to the account it left
+                final = h.state in (BlockState.SURRENDERED, BlockState.RETIRED)
+                if final and h.attributed_account_id != account.id:
+                    continue  # kept here, attributed to the account it left
                 views.append(
                     HoldingView(h.block.to_dict(), h.state.value, h.quarantined, h.transfer_id)
                 )
@@ -152,8 +161,14 @@ class LedgerQueries:
                 status=account.status.value,
                 blocks=tuple(views),
                 totals=tuple(
-                    {"issuer": k[0], "program": k[1], "unit_type": k[2], "vintage": k[3],
-                     "state": k[4], "quantity": q}
+                    {
+                        "issuer": k[0],
+                        "program": k[1],
+                        "unit_type": k[2],
+                        "vintage": k[3],
+                        "state": k[4],
+                        "quantity": q,
+                    }
                     for k, q in sorted(totals.items())
                 ),
             )
@@ -180,23 +195,27 @@ class LedgerQueries:
                     if out_of and m.destination.account_id != account.id:
                         moved_out += m.block.quantity
                     if into or out_of:
-                        blocks.append({
-                            **m.block.to_dict(),
-                            "from": labels.get(m.origin.account_id) if m.origin else None,
-                            "to": labels.get(m.destination.account_id),
-                            "state": m.destination.state.value,
-                        })
-                entries.append({
-                    "seq": record.seq,
-                    "recorded_at": record.recorded_at,
-                    "kind": record.kind,
-                    "actor": record.actor,
-                    "operation_id": record.operation_id,
-                    "units_in": moved_in,
-                    "units_out": moved_out,
-                    "blocks": blocks,
-                    "detail": record.detail,
-                })
+                        blocks.append(
+                            {
+                                **m.block.to_dict(),
+                                "from": labels.get(m.origin.account_id) if m.origin else None,
+                                "to": labels.get(m.destination.account_id),
+                                "state": m.destination.state.value,
+                            }
+                        )
+                entries.append(
+                    {
+                        "seq": record.seq,
+                        "recorded_at": record.recorded_at,
+                        "kind": record.kind,
+                        "actor": record.actor,
+                        "operation_id": record.operation_id,
+                        "units_in": moved_in,
+                        "units_out": moved_out,
+                        "blocks": blocks,
+                        "detail": record.detail,
+                    }
+                )
             return {"account": account.label, "since": since, "until": until, "entries": entries}
 
     def totals(self) -> list[dict[str, Any]]:
@@ -213,8 +232,13 @@ class LedgerQueries:
                 rows.setdefault(uc, {s.value: 0 for s in BlockState} | {"issued": 0, "blocks": 0})
                 rows[uc]["issued"] += block.quantity
             return [
-                {"issuer": uc.issuer, "program": uc.program, "unit_type": uc.unit_type,
-                 "vintage": uc.vintage, **q}
+                {
+                    "issuer": uc.issuer,
+                    "program": uc.program,
+                    "unit_type": uc.unit_type,
+                    "vintage": uc.vintage,
+                    **q,
+                }
                 for uc, q in sorted(rows.items())
             ]
 
@@ -225,11 +249,17 @@ class LedgerQueries:
             for r in tx.compliance_rows():
                 a = accounts[r.account_id]
                 owed = int(r.tons)
-                out.append({
-                    "account": a.label, "source": a.source_id, "program": r.program,
-                    "period": r.period, "emissions": owed, "surrendered": int(r.surrendered),
-                    "shortfall": max(0, owed - int(r.surrendered)),
-                })
+                out.append(
+                    {
+                        "account": a.label,
+                        "source": a.source_id,
+                        "program": r.program,
+                        "period": r.period,
+                        "emissions": owed,
+                        "surrendered": int(r.surrendered),
+                        "shortfall": max(0, owed - int(r.surrendered)),
+                    }
+                )
             return out
 
     def verify(self) -> VerifyReport:
@@ -249,7 +279,9 @@ def _check_chain(tx: LedgerTx, head_seq: int, head_hash: str) -> Check:
     previous, expected_seq = GENESIS_HASH, 1
     for record in tx.journal():
         if record.seq != expected_seq:
-            return Check("journal-chain", False, f"sequence gap: expected {expected_seq}, got {record.seq}")
+            return Check(
+                "journal-chain", False, f"sequence gap: expected {expected_seq}, got {record.seq}"
+            )
         if record.prev_hash != previous or entry_hash(previous, record.body()) != record.hash:
             return Check("journal-chain", False, f"entry {record.seq} does not match its hash")
         previous, expected_seq = record.hash, expected_seq + 1
@@ -273,10 +305,15 @@ def _check_replay(tx: LedgerTx, blocks: list[Holding]) -> Check:
     )
     if rebuilt != stored:
         differing = sorted(
-            {f"account {k[0].account_id} {k[0].state.value} {k[1].label()}"
-             for k in set(rebuilt) | set(stored) if rebuilt.get(k) != stored.get(k)}
+            {
+                f"account {k[0].account_id} {k[0].state.value} {k[1].label()}"
+                for k in set(rebuilt) | set(stored)
+                if rebuilt.get(k) != stored.get(k)
+            }
         )
-        return Check("journal-replay", False, "journal and holdings differ at: " + "; ".join(differing[:10]))
+        return Check(
+            "journal-replay", False, "journal and holdings differ at: " + "; ".join(differing[:10])
+        )
     return Check("journal-replay", True, f"{len(blocks)} blocks rebuilt from the journal")
 
 
@@ -297,8 +334,6 @@ def _check_issued(tx: LedgerTx, blocks: list[Holding], registry: str) -> Check:
     for h in blocks:
         if h.unit_class.issuer == registry:
             held[h.unit_class].append(h.serials)
-    from .domain.serials import merge_adjacent
-
     for uc in set(issued) | set(held):
         if merge_adjacent(issued.get(uc, [])) != merge_adjacent(held.get(uc, [])):
             return Check("supply-conserved", False, f"{uc.label()}: issued serials != serials held")

@@ -33,7 +33,7 @@ def postgres_available() -> str | None:
             conn.execute(text("SELECT 1"))
         engine.dispose()
         return None
-    except Exception as error:  # noqa: BLE001 - any failure means unavailable
+    except Exception as error:
         return str(error).splitlines()[0]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from typing import Any
 
 from sqlalchemy import text
@@ -17,13 +18,11 @@ from regfed.node import (
     open_registry,
 )
 
-_counter = 0
+_ids = itertools.count(1)
 
 
 def op_id(prefix: str = "op") -> str:
-    global _counter
-    _counter += 1
-    return f"{prefix}-{_counter}"
+    return f"{prefix}-{next(_ids)}"
 
 
 def open_test_registry(url: str, code: str = "PA") -> Registry:
@@ -57,12 +56,24 @@ def open_compliance(reg: Registry, person: str, source: str) -> str:
     return str(result.detail["account"])
 
 
-def issue(reg: Registry, quantity: int, *, program: str = "RGGI", vintage: int = 2025,
-          unit_type: str = "allowance") -> dict[str, Any]:
+def issue(
+    reg: Registry,
+    quantity: int,
+    *,
+    program: str = "RGGI",
+    vintage: int = 2025,
+    unit_type: str = "allowance",
+) -> dict[str, Any]:
     alloc = reg.state_account(StatePurpose.ALLOCATION).label
     result = reg.ledger.issue(
-        Issue(operation_id=op_id("issue"), program=program, unit_type=unit_type,
-              vintage=vintage, quantity=quantity, to_account=alloc),
+        Issue(
+            operation_id=op_id("issue"),
+            program=program,
+            unit_type=unit_type,
+            vintage=vintage,
+            quantity=quantity,
+            to_account=alloc,
+        ),
         reg.ledger.administrator,
     )
     return dict(result.detail["block"])
@@ -76,10 +87,22 @@ def ledger_digest(reg: Registry) -> str:
     """A digest of every table's contents: equal before and after means nothing changed."""
     h = hashlib.sha256()
     with reg.engine.connect() as conn:
-        for table in ("accounts", "representatives", "issuances", "blocks", "journal_entries",
-                      "journal_movements", "journal_accounts", "journal_head", "operations",
-                      "serial_counters", "emissions", "deductions", "registry_meta"):
-            rows = conn.execute(text(f"SELECT * FROM {table} ORDER BY 1")).all()  # noqa: S608
+        for table in (
+            "accounts",
+            "representatives",
+            "issuances",
+            "blocks",
+            "journal_entries",
+            "journal_movements",
+            "journal_accounts",
+            "journal_head",
+            "operations",
+            "serial_counters",
+            "emissions",
+            "deductions",
+            "registry_meta",
+        ):
+            rows = conn.execute(text(f"SELECT * FROM {table} ORDER BY 1")).all()
             h.update(table.encode())
             for row in rows:
                 h.update(repr(tuple(row)).encode())

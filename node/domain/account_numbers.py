@@ -48,9 +48,7 @@ class AccountNumber:
             )
         registry, seq, check = match.groups()
         if int(_digits(registry, seq) + check) % 97 != 1:
-            raise AccountNumberCheckFailed(
-                f"{text!r} fails its check digits", number=text
-            )
+            raise AccountNumberCheckFailed(f"{text!r} fails its check digits", number=text)
         return cls(registry, int(seq))
 
     def __str__(self) -> str:

@@ -27,8 +27,10 @@ def check_disjoint(rows: Iterable[Holding]) -> None:
                 f"{row.block} (account {row.account_id})",
                 blocks=[previous.block.to_dict(), row.block.to_dict()],
             )
-        if previous is None or previous.unit_class != row.unit_class or (
-            row.serials.end > previous.serials.end
+        if (
+            previous is None
+            or previous.unit_class != row.unit_class
+            or (row.serials.end > previous.serials.end)
         ):
             previous = row
 

@@ -93,9 +93,7 @@ def replay(movements: Iterable[Movement]) -> dict[LedgerKey, list[SerialRange]]:
                 raise ReplayError(f"{m.block} moved from {m.origin} which never held it")
             source.remove(m.block.serials)
         ledger.setdefault((m.destination, uc), _RangeSet()).add(m.block.serials)
-    return {
-        key: merge_adjacent(rs.ranges()) for key, rs in ledger.items() if rs.starts
-    }
+    return {key: merge_adjacent(rs.ranges()) for key, rs in ledger.items() if rs.starts}
 
 
 def canonical(blocks: Iterable[tuple[Place, UnitBlock]]) -> dict[LedgerKey, list[SerialRange]]:

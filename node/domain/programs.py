@@ -90,8 +90,9 @@ BUILTIN_PROGRAMS: dict[str, ProgramRules] = {
     for p in (
         ProgramRules("RGGI", "Regional Greenhouse Gas Initiative", True, control_period_years=3),
         ProgramRules("ARP", "Acid Rain Program", True),
-        ProgramRules("CAQC", "California-Quebec cap-and-trade (CITSS rules)", False,
-                     control_period_years=3),
+        ProgramRules(
+            "CAQC", "California-Quebec cap-and-trade (CITSS rules)", False, control_period_years=3
+        ),
         ProgramRules("CSNOX", "CSAPR NOx annual", True),
         ProgramRules("CSSO2G1", "CSAPR SO2 group 1", True),
         ProgramRules("CSSO2G2", "CSAPR SO2 group 2", True),
@@ -119,6 +120,7 @@ class ProgramCatalog:
             return self.programs[code]
         except KeyError:
             raise UnknownProgram(
-                f"program {code!r} is not known to this registry", program=code,
+                f"program {code!r} is not known to this registry",
+                program=code,
                 known=sorted(self.programs),
             ) from None

@@ -46,7 +46,9 @@ class Representative:
             raise InvalidArgument("the authorized account representative holds every right")
 
     @classmethod
-    def of(cls, person_id: str, role: Role | str, rights: Iterable[Right | str] = ()) -> Representative:
+    def of(
+        cls, person_id: str, role: Role | str, rights: Iterable[Right | str] = ()
+    ) -> Representative:
         role = Role(role)
         chosen = frozenset(Right(r) for r in rights) or DEFAULT_RIGHTS[role]
         return cls(person_id, role, chosen)

@@ -11,6 +11,7 @@ covered, and never look at individual units: cost depends on blocks, not quantit
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -65,10 +66,11 @@ def take_quantity(ordered: Iterable[Holding], quantity: int, account: str) -> li
 def take_blocks(candidates: Iterable[Holding], wanted: list[UnitBlock], account: str) -> list[Take]:
     """Take exactly the ``wanted`` serials; ``candidates`` are the account's overlapping rows."""
     ordered_wanted = sorted(wanted)
-    for a, b in zip(ordered_wanted, ordered_wanted[1:], strict=False):
+    for a, b in itertools.pairwise(ordered_wanted):
         if a.unit_class == b.unit_class and a.serials.overlaps(b.serials):
             raise UnitsNotHeld(
-                f"the request names serials {a} and {b} twice", account=account,
+                f"the request names serials {a} and {b} twice",
+                account=account,
                 blocks=[a.to_dict(), b.to_dict()],
             )
     by_class: dict[object, list[Holding]] = {}

@@ -343,7 +343,9 @@ class LedgerTx:
             last = rows[-1]
             after = (last.vintage, last.issuer, last.program, last.unit_type, last.start_serial)
 
-    def overlapping(self, uc: UnitClass, span: SerialRange, account_id: int | None = None) -> list[Holding]:
+    def overlapping(
+        self, uc: UnitClass, span: SerialRange, account_id: int | None = None
+    ) -> list[Holding]:
         b = t.blocks
         query = select(b).where(
             _class_filter(b, uc), b.c.start_serial <= span.end, b.c.end_serial >= span.start
@@ -399,11 +401,10 @@ class LedgerTx:
         b = t.blocks
         rows = self.conn.execute(
             select(b)
-            .where(
-                (b.c.account_id == account_id)
-                | (b.c.attributed_account_id == account_id)
+            .where((b.c.account_id == account_id) | (b.c.attributed_account_id == account_id))
+            .order_by(
+                b.c.state, b.c.vintage, b.c.issuer, b.c.program, b.c.unit_type, b.c.start_serial
             )
-            .order_by(b.c.state, b.c.vintage, b.c.issuer, b.c.program, b.c.unit_type, b.c.start_serial)
         )
         return [_holding(r) for r in rows]
 
@@ -421,7 +422,9 @@ class LedgerTx:
     def all_blocks(self) -> Iterator[Holding]:
         b = t.blocks
         rows = self.conn.execute(
-            select(b).order_by(b.c.issuer, b.c.program, b.c.unit_type, b.c.vintage, b.c.start_serial)
+            select(b).order_by(
+                b.c.issuer, b.c.program, b.c.unit_type, b.c.vintage, b.c.start_serial
+            )
         )
         for row in rows:
             yield _holding(row)
@@ -431,7 +434,11 @@ class LedgerTx:
         return list(
             self.conn.execute(
                 select(
-                    b.c.issuer, b.c.program, b.c.unit_type, b.c.vintage, b.c.state,
+                    b.c.issuer,
+                    b.c.program,
+                    b.c.unit_type,
+                    b.c.vintage,
+                    b.c.state,
                     func.sum(b.c.end_serial - b.c.start_serial + 1).label("quantity"),
                     func.count().label("blocks"),
                 )
@@ -445,24 +452,37 @@ class LedgerTx:
     def claim_serials(self, uc: UnitClass, quantity: int, start: int | None) -> SerialRange:
         """Reserve the next serials of a class (or the given ones) under the counter's row lock."""
         c = t.serial_counters
-        where = (c.c.issuer == uc.issuer, c.c.program == uc.program,
-                 c.c.unit_type == uc.unit_type, c.c.vintage == uc.vintage)
+        where = (
+            c.c.issuer == uc.issuer,
+            c.c.program == uc.program,
+            c.c.unit_type == uc.unit_type,
+            c.c.vintage == uc.vintage,
+        )
         query = select(c.c.next_serial).where(*where)
         if not self.sqlite:
             query = query.with_for_update()
         current = self.conn.execute(query).scalar_one_or_none()
         if current is None:
             self.conn.execute(
-                insert(c).values(issuer=uc.issuer, program=uc.program, unit_type=uc.unit_type,
-                                 vintage=uc.vintage, next_serial=1)
+                insert(c).values(
+                    issuer=uc.issuer,
+                    program=uc.program,
+                    unit_type=uc.unit_type,
+                    vintage=uc.vintage,
+                    next_serial=1,
+                )
             )
             current = 1
         first = current if start is None else start
         serials = SerialRange(first, first + quantity - 1)
         self.conn.execute(
-            update(c).where(*where).values(next_serial=func.max(c.c.next_serial, serials.end + 1)
-                                           if self.sqlite else
-                                           func.greatest(c.c.next_serial, serials.end + 1))
+            update(c)
+            .where(*where)
+            .values(
+                next_serial=func.max(c.c.next_serial, serials.end + 1)
+                if self.sqlite
+                else func.greatest(c.c.next_serial, serials.end + 1)
+            )
         )
         return serials
 
@@ -528,9 +548,14 @@ class LedgerTx:
         digest = entry_hash(prev_hash, record.body())
         self.conn.execute(
             insert(t.journal_entries).values(
-                seq=record.seq, operation_id=operation_id, kind=kind, actor=actor,
-                recorded_at=recorded_at, detail=canonical_json(detail),
-                prev_hash=prev_hash, hash=digest,
+                seq=record.seq,
+                operation_id=operation_id,
+                kind=kind,
+                actor=actor,
+                recorded_at=recorded_at,
+                detail=canonical_json(detail),
+                prev_hash=prev_hash,
+                hash=digest,
             )
         )
         if movements:
@@ -572,9 +597,7 @@ class LedgerTx:
         query = select(e).where(e.c.seq > after_seq)
         if account_id is not None:
             ja = t.journal_accounts
-            query = query.where(
-                e.c.seq.in_(select(ja.c.seq).where(ja.c.account_id == account_id))
-            )
+            query = query.where(e.c.seq.in_(select(ja.c.seq).where(ja.c.account_id == account_id)))
         if since is not None:
             query = query.where(e.c.recorded_at >= since)
         if until is not None:
@@ -623,15 +646,27 @@ class LedgerTx:
         ).one_or_none()
         if row is None:
             return None
-        return StoredOperation(row.operation_id, row.kind, row.fingerprint, json.loads(row.result), row.seq)
+        return StoredOperation(
+            row.operation_id, row.kind, row.fingerprint, json.loads(row.result), row.seq
+        )
 
     def record_operation(
-        self, operation_id: str, kind: str, fingerprint: str, result: dict[str, Any], seq: int, at: str
+        self,
+        operation_id: str,
+        kind: str,
+        fingerprint: str,
+        result: dict[str, Any],
+        seq: int,
+        at: str,
     ) -> None:
         self.conn.execute(
             insert(t.operations).values(
-                operation_id=operation_id, kind=kind, fingerprint=fingerprint,
-                result=canonical_json(result), seq=seq, recorded_at=at,
+                operation_id=operation_id,
+                kind=kind,
+                fingerprint=fingerprint,
+                result=canonical_json(result),
+                seq=seq,
+                recorded_at=at,
             )
         )
 
@@ -640,15 +675,22 @@ class LedgerTx:
     def emissions(self, account_id: int, program: str, period: str) -> int | None:
         e = t.emissions
         return self.conn.execute(
-            select(e.c.tons).where(e.c.account_id == account_id, e.c.program == program, e.c.period == period)
+            select(e.c.tons).where(
+                e.c.account_id == account_id, e.c.program == program, e.c.period == period
+            )
         ).scalar_one_or_none()
 
-    def set_emissions(self, account_id: int, program: str, period: str, tons: int, seq: int) -> None:
+    def set_emissions(
+        self, account_id: int, program: str, period: str, tons: int, seq: int
+    ) -> None:
         e = t.emissions
         where = (e.c.account_id == account_id, e.c.program == program, e.c.period == period)
         if self.emissions(account_id, program, period) is None:
-            self.conn.execute(insert(e).values(account_id=account_id, program=program,
-                                               period=period, tons=tons, seq=seq))
+            self.conn.execute(
+                insert(e).values(
+                    account_id=account_id, program=program, period=period, tons=tons, seq=seq
+                )
+            )
         else:
             self.conn.execute(update(e).where(*where).values(tons=tons, seq=seq))
 
@@ -670,25 +712,49 @@ class LedgerTx:
         ).scalar_one()
         return int(total)
 
-    def insert_deduction(self, seq: int, *, account_id: int, program: str, period: str,
-                         obligation: int, deducted: int, shortfall: int) -> None:
+    def insert_deduction(
+        self,
+        seq: int,
+        *,
+        account_id: int,
+        program: str,
+        period: str,
+        obligation: int,
+        deducted: int,
+        shortfall: int,
+    ) -> None:
         self.conn.execute(
-            insert(t.deductions).values(seq=seq, account_id=account_id, program=program,
-                                        period=period, obligation=obligation,
-                                        deducted=deducted, shortfall=shortfall)
+            insert(t.deductions).values(
+                seq=seq,
+                account_id=account_id,
+                program=program,
+                period=period,
+                obligation=obligation,
+                deducted=deducted,
+                shortfall=shortfall,
+            )
         )
 
     def compliance_rows(self) -> list[Row[Any]]:
         e, d = t.emissions, t.deductions
         surrendered = (
             select(func.coalesce(func.sum(d.c.deducted), 0))
-            .where(d.c.account_id == e.c.account_id, d.c.program == e.c.program, d.c.period == e.c.period)
+            .where(
+                d.c.account_id == e.c.account_id,
+                d.c.program == e.c.program,
+                d.c.period == e.c.period,
+            )
             .scalar_subquery()
         )
         return list(
             self.conn.execute(
-                select(e.c.account_id, e.c.program, e.c.period, e.c.tons, surrendered.label("surrendered"))
-                .order_by(e.c.program, e.c.period, e.c.account_id)
+                select(
+                    e.c.account_id,
+                    e.c.program,
+                    e.c.period,
+                    e.c.tons,
+                    surrendered.label("surrendered"),
+                ).order_by(e.c.program, e.c.period, e.c.account_id)
             )
         )
 
@@ -716,17 +782,18 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[LedgerTx]:
         """A write transaction: committed if the block returns, rolled back if it raises."""
-        with translated_errors(), self.engine.connect() as conn:
-            conn = conn.execution_options(**{WRITE: True})
+        with translated_errors(), self.engine.connect() as raw:
+            conn = raw.execution_options(**{WRITE: True})
             with conn.begin():
                 yield LedgerTx(conn, sqlite=self.sqlite)
 
     @contextmanager
     def read(self) -> Iterator[LedgerTx]:
         """A consistent read-only snapshot."""
-        with translated_errors(), self.engine.connect() as conn:
+        with translated_errors(), self.engine.connect() as raw:
+            conn = raw
             if not self.sqlite:
-                conn = conn.execution_options(
+                conn = raw.execution_options(
                     isolation_level="REPEATABLE READ", postgresql_readonly=True
                 )
             with conn.begin() as tx:

@@ -11,8 +11,13 @@ from typing import Any
 
 
 def regfed(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "regfed.cli", *args],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "regfed.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == expect, (result.stdout, result.stderr)
     return result
 
@@ -25,37 +30,132 @@ def test_operator_commands_round_trip(tmp_path: Path) -> None:
     db = ["--db", str(tmp_path / "ny.db")]
     init = regfed_json("ledger", "init", *db, "--registry", "NY")
     allocation = next(a["account"] for a in init["accounts"] if a["purpose"] == "allocation")
-    acme = regfed_json("ledger", "open-account", *db, "--type", "general", "--name", "Acme",
-                       "--rep", "alice", "--rep", "bob:alternate")["detail"]["account"]
-    plant = regfed_json("ledger", "open-account", *db, "--type", "compliance", "--name", "Plant",
-                        "--source", "ORIS-1", "--rep", "carol")["detail"]["account"]
-    issued = regfed_json("ledger", "issue", *db, "--program", "RGGI", "--vintage", "2025",
-                         "--quantity", "1000000", "--op-id", "issue-1")
-    assert issued["detail"]["block"] == {"issuer": "NY", "program": "RGGI",
-                                         "unit_type": "allowance", "vintage": 2025,
-                                         "start": 1, "end": 1000000}
-    again = regfed_json("ledger", "issue", *db, "--program", "RGGI", "--vintage", "2025",
-                        "--quantity", "1000000", "--op-id", "issue-1")
+    acme = regfed_json(
+        "ledger",
+        "open-account",
+        *db,
+        "--type",
+        "general",
+        "--name",
+        "Acme",
+        "--rep",
+        "alice",
+        "--rep",
+        "bob:alternate",
+    )["detail"]["account"]
+    plant = regfed_json(
+        "ledger",
+        "open-account",
+        *db,
+        "--type",
+        "compliance",
+        "--name",
+        "Plant",
+        "--source",
+        "ORIS-1",
+        "--rep",
+        "carol",
+    )["detail"]["account"]
+    issued = regfed_json(
+        "ledger",
+        "issue",
+        *db,
+        "--program",
+        "RGGI",
+        "--vintage",
+        "2025",
+        "--quantity",
+        "1000000",
+        "--op-id",
+        "issue-1",
+    )
+    assert issued["detail"]["block"] == {
+        "issuer": "NY",
+        "program": "RGGI",
+        "unit_type": "allowance",
+        "vintage": 2025,
+        "start": 1,
+        "end": 1000000,
+    }
+    again = regfed_json(
+        "ledger",
+        "issue",
+        *db,
+        "--program",
+        "RGGI",
+        "--vintage",
+        "2025",
+        "--quantity",
+        "1000000",
+        "--op-id",
+        "issue-1",
+    )
     assert again["replayed"] and again["seq"] == issued["seq"]
     regfed_json("ledger", "transfer", *db, "--from", allocation, "--to", acme, "--quantity", "500")
-    moved = regfed_json("ledger", "transfer", *db, "--from", acme, "--to", plant, "--as", "bob",
-                        "--serials", "NY/RGGI/allowance/2025:100-199")
+    moved = regfed_json(
+        "ledger",
+        "transfer",
+        *db,
+        "--from",
+        acme,
+        "--to",
+        plant,
+        "--as",
+        "bob",
+        "--serials",
+        "NY/RGGI/allowance/2025:100-199",
+    )
     assert moved["movements"][0]["start"] == 100 and moved["movements"][0]["to"] == plant
 
-    refusal = regfed_json("ledger", "transfer", *db, "--from", acme, "--to", plant, "--as",
-                          "mallory", "--quantity", "1", expect=2)
+    refusal = regfed_json(
+        "ledger",
+        "transfer",
+        *db,
+        "--from",
+        acme,
+        "--to",
+        plant,
+        "--as",
+        "mallory",
+        "--quantity",
+        "1",
+        expect=2,
+    )
     assert refusal == {"ok": False, "error": refusal["error"]}
     assert refusal["error"]["code"] == "NOT_AUTHORIZED"
-    human = regfed("ledger", "transfer", *db, "--from", acme, "--to", plant[:-1] + "0",
-                   "--as", "alice", "--quantity", "1", expect=2)
+    human = regfed(
+        "ledger",
+        "transfer",
+        *db,
+        "--from",
+        acme,
+        "--to",
+        plant[:-1] + "0",
+        "--as",
+        "alice",
+        "--quantity",
+        "1",
+        expect=2,
+    )
     assert "ACCOUNT_NUMBER_CHECK_FAILED" in human.stderr and "what to do" in human.stderr
 
     holdings = regfed_json("ledger", "holdings", *db, "--account", plant, "--as", "carol")
     assert holdings["totals"][0]["quantity"] == 100
     statement = regfed_json("ledger", "statement", *db, "--account", acme)
     assert [e["kind"] for e in statement["entries"]] == ["open-account", "allocation", "transfer"]
-    regfed_json("ledger", "emissions", *db, "--account", plant, "--program", "RGGI",
-                "--period", "2024-2026", "--tons", "150")
+    regfed_json(
+        "ledger",
+        "emissions",
+        *db,
+        "--account",
+        plant,
+        "--program",
+        "RGGI",
+        "--period",
+        "2024-2026",
+        "--tons",
+        "150",
+    )
     deduction = regfed_json("ledger", "deduct", *db, "--program", "RGGI", "--period", "2024-2026")
     assert (deduction["detail"]["deducted"], deduction["detail"]["shortfall"]) == (100, 50)
     assert regfed_json("ledger", "verify", *db)["ok"] is True

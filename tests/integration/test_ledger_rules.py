@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from support import issue, ledger_digest, open_compliance, open_general, op_id, person
 
 from regfed.node import (
     Actor,
@@ -28,6 +27,7 @@ from regfed.node import (
     open_registry,
 )
 from regfed.node.domain.account_numbers import AccountNumber
+from support import issue, ledger_digest, op_id, open_compliance, open_general, person
 
 
 @pytest.fixture
@@ -52,16 +52,21 @@ def alloc(reg: Registry) -> str:
 
 def fund(reg: Registry, account: str, quantity: int, **kw: object) -> None:
     reg.ledger.transfer(
-        Transfer(operation_id=op_id("fund"), from_account=alloc(reg), to_account=account,
-                 selection=Selection(quantity=quantity, **kw)),  # type: ignore[arg-type]
+        Transfer(
+            operation_id=op_id("fund"),
+            from_account=alloc(reg),
+            to_account=account,
+            selection=Selection(quantity=quantity, **kw),
+        ),  # type: ignore[arg-type]
         reg.ledger.administrator,
     )
 
 
 def send(reg: Registry, src: str, dst: str, actor: Actor, **sel: object) -> object:
     return reg.ledger.transfer(
-        Transfer(operation_id=op_id("t"), from_account=src, to_account=dst,
-                 selection=Selection(**sel)),  # type: ignore[arg-type]
+        Transfer(
+            operation_id=op_id("t"), from_account=src, to_account=dst, selection=Selection(**sel)
+        ),  # type: ignore[arg-type]
         actor,
     )
 
@@ -72,13 +77,22 @@ def test_account_numbers_refuse_typos_and_other_registries(reg: Registry) -> Non
     fund(reg, acme, 10)
     number = AccountNumber.parse(acme)
     typo = f"PA-{number.sequence + 1:06d}-{acme[-2:]}"
-    refused(reg, "ACCOUNT_NUMBER_CHECK_FAILED",
-            lambda: send(reg, acme, typo, person("alice"), quantity=1))
-    refused(reg, "ACCOUNT_NUMBER_MALFORMED",
-            lambda: send(reg, acme, "PA-12", person("alice"), quantity=1))
+    refused(
+        reg,
+        "ACCOUNT_NUMBER_CHECK_FAILED",
+        lambda: send(reg, acme, typo, person("alice"), quantity=1),
+    )
+    refused(
+        reg,
+        "ACCOUNT_NUMBER_MALFORMED",
+        lambda: send(reg, acme, "PA-12", person("alice"), quantity=1),
+    )
     other = str(AccountNumber.make("NY", 3))
-    err = refused(reg, "ACCOUNT_IN_OTHER_REGISTRY",
-                  lambda: send(reg, acme, other, person("alice"), quantity=1))
+    err = refused(
+        reg,
+        "ACCOUNT_IN_OTHER_REGISTRY",
+        lambda: send(reg, acme, other, person("alice"), quantity=1),
+    )
     assert err.details["account"] == other
     missing = str(AccountNumber.make("PA", 999))
     refused(reg, "ACCOUNT_NOT_FOUND", lambda: send(reg, acme, missing, person("alice"), quantity=1))
@@ -89,15 +103,19 @@ def test_only_representatives_with_the_right_move_units(reg: Registry) -> None:
     other = open_general(reg, "mallory")
     issue(reg, 100)
     fund(reg, acme, 50)
-    err = refused(reg, "NOT_AUTHORIZED", lambda: send(reg, acme, other, person("mallory"), quantity=1))
+    err = refused(
+        reg, "NOT_AUTHORIZED", lambda: send(reg, acme, other, person("mallory"), quantity=1)
+    )
     assert err.details["account"] == acme
     # The administrator does not move units out of a trader's account either.
-    refused(reg, "NOT_AUTHORIZED",
-            lambda: send(reg, acme, other, reg.ledger.administrator, quantity=1))
+    refused(
+        reg, "NOT_AUTHORIZED", lambda: send(reg, acme, other, reg.ledger.administrator, quantity=1)
+    )
     # A read-only agent may look but not move.
     reg.ledger.appoint_representative(
         __import__("regfed.node", fromlist=["AppointRepresentative"]).AppointRepresentative(
-            operation_id=op_id("agent"), account=acme,
+            operation_id=op_id("agent"),
+            account=acme,
             representative=RepresentativeSpec(person="reader", role="agent", rights=("read",)),
         ),
         person("alice"),
@@ -106,12 +124,36 @@ def test_only_representatives_with_the_right_move_units(reg: Registry) -> None:
     assert reg.queries.holdings(acme, person("reader")).totals[0]["quantity"] == 50
     refused(reg, "NOT_AUTHORIZED", lambda: reg.queries.holdings(acme, person("mallory")))
     # Only the administrator issues, and only into a state account.
-    refused(reg, "NOT_AUTHORIZED", lambda: reg.ledger.issue(
-        Issue(operation_id=op_id(), program="RGGI", unit_type="allowance", vintage=2025,
-              quantity=5, to_account=alloc(reg)), person("alice")))
-    refused(reg, "ACCOUNT_TYPE_MISMATCH", lambda: reg.ledger.issue(
-        Issue(operation_id=op_id(), program="RGGI", unit_type="allowance", vintage=2025,
-              quantity=5, to_account=acme), reg.ledger.administrator))
+    refused(
+        reg,
+        "NOT_AUTHORIZED",
+        lambda: reg.ledger.issue(
+            Issue(
+                operation_id=op_id(),
+                program="RGGI",
+                unit_type="allowance",
+                vintage=2025,
+                quantity=5,
+                to_account=alloc(reg),
+            ),
+            person("alice"),
+        ),
+    )
+    refused(
+        reg,
+        "ACCOUNT_TYPE_MISMATCH",
+        lambda: reg.ledger.issue(
+            Issue(
+                operation_id=op_id(),
+                program="RGGI",
+                unit_type="allowance",
+                vintage=2025,
+                quantity=5,
+                to_account=acme,
+            ),
+            reg.ledger.administrator,
+        ),
+    )
     send(reg, acme, other, person("alice"), quantity=5)
 
 
@@ -121,12 +163,16 @@ def test_holdings_never_go_negative(reg: Registry) -> None:
     issue(reg, 100, vintage=2024)
     issue(reg, 100, vintage=2025)
     fund(reg, acme, 150)
-    err = refused(reg, "INSUFFICIENT_HOLDINGS",
-                  lambda: send(reg, acme, other, person("alice"), quantity=151))
+    err = refused(
+        reg, "INSUFFICIENT_HOLDINGS", lambda: send(reg, acme, other, person("alice"), quantity=151)
+    )
     assert err.details == {"account": acme, "requested": 151, "available": 150}
     # Filters restrict what counts as available.
-    err = refused(reg, "INSUFFICIENT_HOLDINGS",
-                  lambda: send(reg, acme, other, person("alice"), quantity=51, vintage=2025))
+    err = refused(
+        reg,
+        "INSUFFICIENT_HOLDINGS",
+        lambda: send(reg, acme, other, person("alice"), quantity=51, vintage=2025),
+    )
     assert err.details["available"] == 50
     send(reg, acme, other, person("alice"), quantity=150)
     assert reg.queries.holdings(acme, person("alice")).blocks == ()
@@ -139,14 +185,21 @@ def test_named_serials_not_held_are_named_in_the_refusal(reg: Registry) -> None:
     fund(reg, acme, 100)  # serials 1-100
     uc = UnitClass("PA", "RGGI", "allowance", 2025)
     wanted = UnitBlock(uc, SerialRange(90, 120))
-    err = refused(reg, "UNITS_NOT_HELD",
-                  lambda: send(reg, acme, other, person("alice"), blocks=(wanted,)))
+    err = refused(
+        reg, "UNITS_NOT_HELD", lambda: send(reg, acme, other, person("alice"), blocks=(wanted,))
+    )
     assert err.details["blocks"] == [UnitBlock(uc, SerialRange(101, 120)).to_dict()]
     wrong_vintage = UnitBlock(UnitClass("PA", "RGGI", "allowance", 2024), SerialRange(1, 5))
-    refused(reg, "UNITS_NOT_HELD",
-            lambda: send(reg, acme, other, person("alice"), blocks=(wrong_vintage,)))
+    refused(
+        reg,
+        "UNITS_NOT_HELD",
+        lambda: send(reg, acme, other, person("alice"), blocks=(wrong_vintage,)),
+    )
     send(reg, acme, other, person("alice"), blocks=(UnitBlock(uc, SerialRange(40, 60)),))
-    held = [(b.block["start"], b.block["end"]) for b in reg.queries.holdings(acme, person("alice")).blocks]
+    held = [
+        (b.block["start"], b.block["end"])
+        for b in reg.queries.holdings(acme, person("alice")).blocks
+    ]
     assert held == [(1, 39), (61, 100)]
 
 
@@ -159,15 +212,21 @@ def test_restricted_and_closed_accounts(reg: Registry) -> None:
 
     def status(account: str, value: str) -> object:
         return reg.ledger.set_account_status(
-            SetAccountStatus(operation_id=op_id("status"), account=account, status=value), admin)
+            SetAccountStatus(operation_id=op_id("status"), account=account, status=value), admin
+        )
 
     status(acme, "restricted")
     refused(reg, "ACCOUNT_RESTRICTED", lambda: send(reg, acme, other, person("alice"), quantity=1))
     fund(reg, acme, 5)  # a restricted account still receives
     status(acme, "open")
     refused(reg, "ACCOUNT_NOT_EMPTY", lambda: status(acme, "closed"))
-    refused(reg, "NOT_AUTHORIZED", lambda: reg.ledger.set_account_status(
-        SetAccountStatus(operation_id=op_id(), account=other, status="closed"), person("bob")))
+    refused(
+        reg,
+        "NOT_AUTHORIZED",
+        lambda: reg.ledger.set_account_status(
+            SetAccountStatus(operation_id=op_id(), account=other, status="closed"), person("bob")
+        ),
+    )
     status(other, "closed")
     refused(reg, "ACCOUNT_CLOSED", lambda: send(reg, acme, other, person("alice"), quantity=1))
     refused(reg, "ACCOUNT_CLOSED", lambda: send(reg, other, acme, person("bob"), quantity=1))
@@ -181,15 +240,30 @@ def test_program_rules_decide_whether_a_compliance_account_may_send(reg: Registr
     issue(reg, 100, program="CAQC")
     fund(reg, rggi_plant, 10, program="RGGI")
     fund(reg, rggi_plant, 10, program="CAQC")
-    err = refused(reg, "PROGRAM_FORBIDS_SEND",
-                  lambda: send(reg, rggi_plant, trader, person("carol"), quantity=1, program="CAQC"))
+    err = refused(
+        reg,
+        "PROGRAM_FORBIDS_SEND",
+        lambda: send(reg, rggi_plant, trader, person("carol"), quantity=1, program="CAQC"),
+    )
     assert err.details == {"account": rggi_plant, "program": "CAQC"}
-    refused(reg, "PROGRAM_FORBIDS_SEND", lambda: reg.ledger.retire(
-        Retire(operation_id=op_id(), from_account=rggi_plant,
-               selection=Selection(quantity=1, program="CAQC")), person("carol")))
+    refused(
+        reg,
+        "PROGRAM_FORBIDS_SEND",
+        lambda: reg.ledger.retire(
+            Retire(
+                operation_id=op_id(),
+                from_account=rggi_plant,
+                selection=Selection(quantity=1, program="CAQC"),
+            ),
+            person("carol"),
+        ),
+    )
     # Selection by quantity without a program filter would pick CAQC units too: refused whole.
-    refused(reg, "PROGRAM_FORBIDS_SEND",
-            lambda: send(reg, rggi_plant, trader, person("carol"), quantity=20))
+    refused(
+        reg,
+        "PROGRAM_FORBIDS_SEND",
+        lambda: send(reg, rggi_plant, trader, person("carol"), quantity=20),
+    )
     send(reg, rggi_plant, trader, person("carol"), quantity=10, program="RGGI")
 
 
@@ -197,20 +271,66 @@ def test_issuance_never_overlaps_earlier_issuance(reg: Registry) -> None:
     first = issue(reg, 1000)
     second = issue(reg, 1000)
     assert (first["start"], first["end"], second["start"]) == (1, 1000, 1001)
-    refused(reg, "ISSUANCE_OVERLAP", lambda: reg.ledger.issue(
-        Issue(operation_id=op_id(), program="RGGI", unit_type="allowance", vintage=2025,
-              quantity=10, to_account=alloc(reg), start=1995), reg.ledger.administrator))
+    refused(
+        reg,
+        "ISSUANCE_OVERLAP",
+        lambda: reg.ledger.issue(
+            Issue(
+                operation_id=op_id(),
+                program="RGGI",
+                unit_type="allowance",
+                vintage=2025,
+                quantity=10,
+                to_account=alloc(reg),
+                start=1995,
+            ),
+            reg.ledger.administrator,
+        ),
+    )
     # The same serials under another vintage are other units (EPA data reuses ranges).
     other = reg.ledger.issue(
-        Issue(operation_id=op_id(), program="RGGI", unit_type="allowance", vintage=2026,
-              quantity=10, to_account=alloc(reg), start=1), reg.ledger.administrator)
+        Issue(
+            operation_id=op_id(),
+            program="RGGI",
+            unit_type="allowance",
+            vintage=2026,
+            quantity=10,
+            to_account=alloc(reg),
+            start=1,
+        ),
+        reg.ledger.administrator,
+    )
     assert other.detail["block"]["start"] == 1
-    refused(reg, "UNKNOWN_PROGRAM", lambda: reg.ledger.issue(
-        Issue(operation_id=op_id(), program="NOPE", unit_type="allowance", vintage=2025,
-              quantity=10, to_account=alloc(reg)), reg.ledger.administrator))
-    refused(reg, "INVALID_ARGUMENT", lambda: reg.ledger.issue(
-        Issue(operation_id=op_id(), program="RGGI", unit_type="widget", vintage=2025,
-              quantity=10, to_account=alloc(reg)), reg.ledger.administrator))
+    refused(
+        reg,
+        "UNKNOWN_PROGRAM",
+        lambda: reg.ledger.issue(
+            Issue(
+                operation_id=op_id(),
+                program="NOPE",
+                unit_type="allowance",
+                vintage=2025,
+                quantity=10,
+                to_account=alloc(reg),
+            ),
+            reg.ledger.administrator,
+        ),
+    )
+    refused(
+        reg,
+        "INVALID_ARGUMENT",
+        lambda: reg.ledger.issue(
+            Issue(
+                operation_id=op_id(),
+                program="RGGI",
+                unit_type="widget",
+                vintage=2025,
+                quantity=10,
+                to_account=alloc(reg),
+            ),
+            reg.ledger.administrator,
+        ),
+    )
 
 
 def test_same_operation_id_applies_once_and_refuses_other_content(reg: Registry) -> None:
@@ -218,17 +338,27 @@ def test_same_operation_id_applies_once_and_refuses_other_content(reg: Registry)
     other = open_general(reg, "bob")
     issue(reg, 100)
     fund(reg, acme, 50)
-    command = Transfer(operation_id="client-42", from_account=acme, to_account=other,
-                       selection=Selection(quantity=7))
+    command = Transfer(
+        operation_id="client-42",
+        from_account=acme,
+        to_account=other,
+        selection=Selection(quantity=7),
+    )
     first = reg.ledger.transfer(command, person("alice"))
     before = ledger_digest(reg)
     again = reg.ledger.transfer(command, person("alice"))
     assert ledger_digest(reg) == before
     assert again.replayed and not first.replayed
     assert (again.seq, again.movements) == (first.seq, first.movements)
-    different = Transfer(operation_id="client-42", from_account=acme, to_account=other,
-                         selection=Selection(quantity=8))
-    err = refused(reg, "IDEMPOTENCY_CONFLICT", lambda: reg.ledger.transfer(different, person("alice")))
+    different = Transfer(
+        operation_id="client-42",
+        from_account=acme,
+        to_account=other,
+        selection=Selection(quantity=8),
+    )
+    err = refused(
+        reg, "IDEMPOTENCY_CONFLICT", lambda: reg.ledger.transfer(different, person("alice"))
+    )
     assert err.details["operation_id"] == "client-42"
     # The same content submitted by someone else under the same id is a different request.
     refused(reg, "IDEMPOTENCY_CONFLICT", lambda: reg.ledger.transfer(command, person("bob")))
@@ -239,8 +369,12 @@ def test_a_failed_operation_is_not_remembered(reg: Registry) -> None:
     acme = open_general(reg, "alice")
     other = open_general(reg, "bob")
     issue(reg, 100)
-    command = Transfer(operation_id="retry-me", from_account=acme, to_account=other,
-                       selection=Selection(quantity=5))
+    command = Transfer(
+        operation_id="retry-me",
+        from_account=acme,
+        to_account=other,
+        selection=Selection(quantity=5),
+    )
     refused(reg, "INSUFFICIENT_HOLDINGS", lambda: reg.ledger.transfer(command, person("alice")))
     fund(reg, acme, 5)
     assert not reg.ledger.transfer(command, person("alice")).replayed
@@ -250,19 +384,40 @@ def test_representative_rules(reg: Registry) -> None:
     from regfed.node import AppointRepresentative, RemoveRepresentative
 
     admin = reg.ledger.administrator
-    refused(reg, "REPRESENTATIVE_CONFLICT", lambda: reg.ledger.open_account(
-        OpenAccount(operation_id=op_id(), account_type="general", name="No AR"), admin))
-    refused(reg, "REPRESENTATIVE_CONFLICT", lambda: reg.ledger.open_account(
-        OpenAccount(operation_id=op_id(), account_type="general", name="Two ARs",
-                    representatives=(RepresentativeSpec(person="a", role="primary"),
-                                     RepresentativeSpec(person="b", role="primary"))), admin))
+    refused(
+        reg,
+        "REPRESENTATIVE_CONFLICT",
+        lambda: reg.ledger.open_account(
+            OpenAccount(operation_id=op_id(), account_type="general", name="No AR"), admin
+        ),
+    )
+    refused(
+        reg,
+        "REPRESENTATIVE_CONFLICT",
+        lambda: reg.ledger.open_account(
+            OpenAccount(
+                operation_id=op_id(),
+                account_type="general",
+                name="Two ARs",
+                representatives=(
+                    RepresentativeSpec(person="a", role="primary"),
+                    RepresentativeSpec(person="b", role="primary"),
+                ),
+            ),
+            admin,
+        ),
+    )
     acme = open_general(reg, "alice")
 
     def appoint(who: str, role: str, actor: Actor, rights: tuple[str, ...] = ()) -> object:
         return reg.ledger.appoint_representative(
-            AppointRepresentative(operation_id=op_id("appoint"), account=acme,
-                                  representative=RepresentativeSpec(person=who, role=role,
-                                                                    rights=rights)), actor)
+            AppointRepresentative(
+                operation_id=op_id("appoint"),
+                account=acme,
+                representative=RepresentativeSpec(person=who, role=role, rights=rights),
+            ),
+            actor,
+        )
 
     appoint("bob", "alternate", admin)
     appoint("eve", "alternate", admin)  # replaces bob: at most one alternate
@@ -271,10 +426,20 @@ def test_representative_rules(reg: Registry) -> None:
     refused(reg, "NOT_AUTHORIZED", lambda: appoint("zed", "alternate", person("alice")))
     appoint("agent1", "agent", person("eve"), ("initiate", "read"))  # delegation to an agent
     refused(reg, "NOT_AUTHORIZED", lambda: appoint("agent2", "agent", person("agent1")))
-    refused(reg, "REPRESENTATIVE_CONFLICT", lambda: reg.ledger.remove_representative(
-        RemoveRepresentative(operation_id=op_id(), account=acme, person="alice"), admin))
-    refused(reg, "REPRESENTATIVE_NOT_FOUND", lambda: reg.ledger.remove_representative(
-        RemoveRepresentative(operation_id=op_id(), account=acme, person="nobody"), admin))
+    refused(
+        reg,
+        "REPRESENTATIVE_CONFLICT",
+        lambda: reg.ledger.remove_representative(
+            RemoveRepresentative(operation_id=op_id(), account=acme, person="alice"), admin
+        ),
+    )
+    refused(
+        reg,
+        "REPRESENTATIVE_NOT_FOUND",
+        lambda: reg.ledger.remove_representative(
+            RemoveRepresentative(operation_id=op_id(), account=acme, person="nobody"), admin
+        ),
+    )
     appoint("frank", "primary", admin)  # replacing the primary
     roles = {r["person"]: r["role"] for r in reg.queries.accounts()[-1]["representatives"]}
     assert roles == {"frank": "primary", "eve": "alternate", "agent1": "agent"}
@@ -299,27 +464,48 @@ def test_deduction_uses_eligible_vintages_in_order_and_reports_shortfall(reg: Re
     fund(reg, plant, 100, vintage=2027)  # future vintage: not eligible for 2024-2026
     fund(reg, plant, 100, program="ARP")  # other program: not eligible
     reg.ledger.record_emissions(
-        RecordEmissions(operation_id=op_id(), account=plant, program="RGGI", period="2024-2026",
-                        tons=250), admin)
+        RecordEmissions(
+            operation_id=op_id(), account=plant, program="RGGI", period="2024-2026", tons=250
+        ),
+        admin,
+    )
     result = reg.ledger.deduct_compliance(
-        DeductCompliance(operation_id=op_id(), program="RGGI", period="2024-2026"), admin)
+        DeductCompliance(operation_id=op_id(), program="RGGI", period="2024-2026"), admin
+    )
     [row] = result.detail["sources"]
     assert (row["obligation"], row["deducted"], row["shortfall"]) == (250, 200, 50)
     assert [(m["vintage"], m["start"], m["end"]) for m in result.movements] == [
-        (2023, 1, 100), (2024, 1, 100)]
+        (2023, 1, 100),
+        (2024, 1, 100),
+    ]
     # Surrendered blocks stay attributable to the account they left.
-    states = {(b.block["program"], b.block["vintage"], b.state)
-              for b in reg.queries.holdings(plant, admin).blocks}
-    assert states == {("RGGI", 2023, "surrendered"), ("RGGI", 2024, "surrendered"),
-                      ("RGGI", 2027, "held"), ("ARP", 2023, "held")}
+    states = {
+        (b.block["program"], b.block["vintage"], b.state)
+        for b in reg.queries.holdings(plant, admin).blocks
+    }
+    assert states == {
+        ("RGGI", 2023, "surrendered"),
+        ("RGGI", 2024, "surrendered"),
+        ("RGGI", 2027, "held"),
+        ("ARP", 2023, "held"),
+    }
     # Deducting again takes only what is still owed; nothing when nothing is eligible.
     again = reg.ledger.deduct_compliance(
-        DeductCompliance(operation_id=op_id(), program="RGGI", period="2024-2026"), admin)
+        DeductCompliance(operation_id=op_id(), program="RGGI", period="2024-2026"), admin
+    )
     assert again.detail["sources"][0]["deducted"] == 0
     assert again.detail["sources"][0]["shortfall"] == 50
-    assert reg.queries.compliance() == [{
-        "account": plant, "source": "ORIS-9", "program": "RGGI", "period": "2024-2026",
-        "emissions": 250, "surrendered": 200, "shortfall": 50}]
+    assert reg.queries.compliance() == [
+        {
+            "account": plant,
+            "source": "ORIS-9",
+            "program": "RGGI",
+            "period": "2024-2026",
+            "emissions": 250,
+            "surrendered": 200,
+            "shortfall": 50,
+        }
+    ]
     assert reg.queries.verify().ok
 
 
@@ -327,35 +513,78 @@ def test_emissions_and_deduction_refusals(reg: Registry) -> None:
     admin = reg.ledger.administrator
     acme = open_general(reg, "alice")
     plant = open_compliance(reg, "carol", "ORIS-3")
-    refused(reg, "ACCOUNT_TYPE_MISMATCH", lambda: reg.ledger.record_emissions(
-        RecordEmissions(operation_id=op_id(), account=acme, program="RGGI", period="2025",
-                        tons=1), admin))
-    refused(reg, "INVALID_ARGUMENT", lambda: reg.ledger.record_emissions(
-        RecordEmissions(operation_id=op_id(), account=plant, program="RGGI", period="25-26",
-                        tons=1), admin))
-    refused(reg, "INVALID_ARGUMENT", lambda: reg.ledger.record_emissions(
-        RecordEmissions(operation_id=op_id(), account=plant, program="RGGI", period="2025",
-                        tons=-1), admin))
-    refused(reg, "NOT_AUTHORIZED", lambda: reg.ledger.record_emissions(
-        RecordEmissions(operation_id=op_id(), account=plant, program="RGGI", period="2025",
-                        tons=1), person("carol")))
-    refused(reg, "NOT_AUTHORIZED", lambda: reg.ledger.deduct_compliance(
-        DeductCompliance(operation_id=op_id(), program="RGGI", period="2025"), person("carol")))
-    refused(reg, "UNKNOWN_PROGRAM", lambda: reg.ledger.deduct_compliance(
-        DeductCompliance(operation_id=op_id(), program="XX", period="2025"), admin))
+    refused(
+        reg,
+        "ACCOUNT_TYPE_MISMATCH",
+        lambda: reg.ledger.record_emissions(
+            RecordEmissions(
+                operation_id=op_id(), account=acme, program="RGGI", period="2025", tons=1
+            ),
+            admin,
+        ),
+    )
+    refused(
+        reg,
+        "INVALID_ARGUMENT",
+        lambda: reg.ledger.record_emissions(
+            RecordEmissions(
+                operation_id=op_id(), account=plant, program="RGGI", period="25-26", tons=1
+            ),
+            admin,
+        ),
+    )
+    refused(
+        reg,
+        "INVALID_ARGUMENT",
+        lambda: reg.ledger.record_emissions(
+            RecordEmissions(
+                operation_id=op_id(), account=plant, program="RGGI", period="2025", tons=-1
+            ),
+            admin,
+        ),
+    )
+    refused(
+        reg,
+        "NOT_AUTHORIZED",
+        lambda: reg.ledger.record_emissions(
+            RecordEmissions(
+                operation_id=op_id(), account=plant, program="RGGI", period="2025", tons=1
+            ),
+            person("carol"),
+        ),
+    )
+    refused(
+        reg,
+        "NOT_AUTHORIZED",
+        lambda: reg.ledger.deduct_compliance(
+            DeductCompliance(operation_id=op_id(), program="RGGI", period="2025"), person("carol")
+        ),
+    )
+    refused(
+        reg,
+        "UNKNOWN_PROGRAM",
+        lambda: reg.ledger.deduct_compliance(
+            DeductCompliance(operation_id=op_id(), program="XX", period="2025"), admin
+        ),
+    )
 
 
 def test_retired_units_stay_attributed_and_are_never_deleted(reg: Registry) -> None:
     acme = open_general(reg, "alice")
     issue(reg, 100)
     fund(reg, acme, 40)
-    reg.ledger.retire(Retire(operation_id=op_id(), from_account=acme,
-                             selection=Selection(quantity=15)), person("alice"))
+    reg.ledger.retire(
+        Retire(operation_id=op_id(), from_account=acme, selection=Selection(quantity=15)),
+        person("alice"),
+    )
     view = reg.queries.holdings(acme, person("alice"))
     assert {(t["state"], t["quantity"]) for t in view.totals} == {("held", 25), ("retired", 15)}
     retirement = reg.state_account(StatePurpose.RETIREMENT).label
-    refused(reg, "ACCOUNT_TYPE_MISMATCH",
-            lambda: send(reg, acme, retirement, person("alice"), quantity=1))
+    refused(
+        reg,
+        "ACCOUNT_TYPE_MISMATCH",
+        lambda: send(reg, acme, retirement, person("alice"), quantity=1),
+    )
     totals = reg.queries.totals()
     assert (totals[0]["held"], totals[0]["retired"], totals[0]["issued"]) == (85, 15, 100)
 

@@ -18,9 +18,20 @@ def _setuptools_config() -> dict[str, object]:
 
 def test_wheel_installs_only_the_regfed_top_level_name(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
-         "-q", "-w", str(tmp_path)],
-        check=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+        cwd=tmp_path,
     )
     [wheel] = list(tmp_path.glob("regfed-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
@@ -43,13 +54,22 @@ def test_every_package_folder_is_listed_for_installation() -> None:
             relative = init.parent.relative_to(base).parts
             name = ".".join((package, *relative))
             # A folder mapped on its own belongs to that mapping, not to its parent's.
-            if not any(name.startswith(p + ".") or name == p for p in mapping if p != package
-                       and p.startswith(package + ".") and ROOT / mapping[p] in init.parents):
+            if not any(
+                name.startswith(p + ".") or name == p
+                for p in mapping
+                if p != package
+                and p.startswith(package + ".")
+                and ROOT / mapping[p] in init.parents
+            ):
                 found.add(name)
     assert found <= listed, f"packages missing from pyproject.toml: {sorted(found - listed)}"
 
 
 def test_the_regfed_command_is_installed() -> None:
-    result = subprocess.run([sys.executable, "-m", "regfed.cli", "--version"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "regfed.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert result.stdout.startswith("regfed ")

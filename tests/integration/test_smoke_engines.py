@@ -1,6 +1,7 @@
 import pytest
-from support import issue, open_general, open_test_registry, person
-from regfed.node import Selection, Transfer, StatePurpose
+
+from regfed.node import Selection, StatePurpose, Transfer
+from support import issue, open_general, open_test_registry
 
 pytestmark = pytest.mark.integration
 
@@ -10,7 +11,11 @@ def test_life_cycle_on_both_engines(db_url: str) -> None:
     acme = open_general(reg, "alice")
     issue(reg, 1000)
     alloc = reg.state_account(StatePurpose.ALLOCATION).label
-    reg.ledger.transfer(Transfer(operation_id="t1", from_account=alloc, to_account=acme,
-                                 selection=Selection(quantity=10)), reg.ledger.administrator)
+    reg.ledger.transfer(
+        Transfer(
+            operation_id="t1", from_account=alloc, to_account=acme, selection=Selection(quantity=10)
+        ),
+        reg.ledger.administrator,
+    )
     assert reg.queries.verify().ok
     reg.close()

@@ -7,12 +7,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from support import issue, open_general, op_id
 
 from regfed.node import Selection, StatePurpose, Transfer, errors, open_existing, open_registry
 from regfed.node.storage.engine import make_engine
 from regfed.node.storage.migrate import current_revision, head_revision, upgrade
 from regfed.node.storage.schema import metadata
+from support import issue, op_id, open_general
 
 
 def test_migrations_build_exactly_the_declared_schema(db_url: str) -> None:
@@ -40,8 +40,12 @@ def test_node_upgrades_its_database_on_start(db_url: str) -> None:
 def test_journal_is_append_only_in_the_schema(db_url: str) -> None:
     reg = open_registry(db_url, "PA")
     issue(reg, 10)
-    for statement in ("UPDATE journal_entries SET actor = 'x'", "DELETE FROM journal_movements",
-                      "DELETE FROM issuances", "UPDATE journal_accounts SET account_id = 99"):
+    for statement in (
+        "UPDATE journal_entries SET actor = 'x'",
+        "DELETE FROM journal_movements",
+        "DELETE FROM issuances",
+        "UPDATE journal_accounts SET account_id = 99",
+    ):
         with pytest.raises(DBAPIError, match="append-only"), reg.engine.begin() as conn:
             conn.execute(text(statement))
     reg.close()
@@ -54,21 +58,34 @@ def test_postgres_schema_refuses_overlapping_blocks(tmp_path: object) -> None:
     try:
         reg = open_registry(url, "PA")
         issue(reg, 100)
-        columns = "issuer, program, unit_type, vintage, start_serial, end_serial, account_id, state, version"
+        columns = (
+            "issuer, program, unit_type, vintage, start_serial, end_serial, account_id, state, "
+            "version"
+        )
         for start, end in ((50, 60), (100, 200), (1, 1)):
             with pytest.raises(DBAPIError, match="ex_blocks_serials"), reg.engine.begin() as conn:
-                conn.execute(text(
-                    f"INSERT INTO blocks ({columns}) VALUES "  # noqa: S608
-                    f"('PA', 'RGGI', 'allowance', 2025, {start}, {end}, 1, 'held', 1)"))
+                conn.execute(
+                    text(
+                        f"INSERT INTO blocks ({columns}) VALUES "
+                        f"('PA', 'RGGI', 'allowance', 2025, {start}, {end}, 1, 'held', 1)"
+                    )
+                )
         with pytest.raises(DBAPIError, match="ex_issuances_serials"), reg.engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO issuances (issuer, program, unit_type, vintage, start_serial, "
-                "end_serial, account_id, seq) VALUES ('PA', 'RGGI', 'allowance', 2025, 5, 6, 1, 1)"))
+            conn.execute(
+                text(
+                    "INSERT INTO issuances (issuer, program, unit_type, vintage, start_serial, "
+                    "end_serial, account_id, seq) "
+                    "VALUES ('PA', 'RGGI', 'allowance', 2025, 5, 6, 1, 1)"
+                )
+            )
         # Another vintage is another unit: the same serials are allowed.
         with reg.engine.begin() as conn:
-            conn.execute(text(
-                f"INSERT INTO blocks ({columns}) VALUES "  # noqa: S608
-                "('PA', 'RGGI', 'allowance', 2024, 1, 100, 1, 'held', 1)"))
+            conn.execute(
+                text(
+                    f"INSERT INTO blocks ({columns}) VALUES "
+                    "('PA', 'RGGI', 'allowance', 2024, 1, 100, 1, 'held', 1)"
+                )
+            )
         reg.close()
     finally:
         drop_postgres_database(url)
@@ -90,8 +107,14 @@ def test_verify_detects_tampering_with_holdings(db_url: str) -> None:
     acme = open_general(reg, "alice")
     issue(reg, 100)
     reg.ledger.transfer(
-        Transfer(operation_id=op_id(), from_account=reg.state_account(StatePurpose.ALLOCATION).label,
-                 to_account=acme, selection=Selection(quantity=10)), reg.ledger.administrator)
+        Transfer(
+            operation_id=op_id(),
+            from_account=reg.state_account(StatePurpose.ALLOCATION).label,
+            to_account=acme,
+            selection=Selection(quantity=10),
+        ),
+        reg.ledger.administrator,
+    )
     assert reg.queries.verify().ok
     with reg.engine.begin() as conn:  # an operator edits a row behind the ledger's back
         conn.execute(text("UPDATE blocks SET start_serial = 16 WHERE start_serial = 11"))

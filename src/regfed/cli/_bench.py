@@ -15,8 +15,11 @@ def register(commands: Any) -> None:
     bench = commands.add_parser("bench", help="run a benchmark and print its figures")
     sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
     p = sub.add_parser("ledger", help="intra-registry transfer rate and quantity-cost ratio")
-    p.add_argument("--postgres", default=DEFAULT_POSTGRES,
-                   help="server to create a throwaway database on (default: %(default)s)")
+    p.add_argument(
+        "--postgres",
+        default=DEFAULT_POSTGRES,
+        help="server to create a throwaway database on (default: %(default)s)",
+    )
     p.add_argument("--no-postgres", action="store_true", help="SQLite only")
     p.add_argument("--transfers", type=int, default=300)
     p.add_argument("--repeats", type=int, default=25)
@@ -25,7 +28,7 @@ def register(commands: Any) -> None:
 
 
 def _ledger(args: argparse.Namespace) -> int:
-    from regfed.bench.ledger import run_ledger_bench
+    from regfed.bench.ledger import run_ledger_bench  # noqa: PLC0415 - heavy, on demand
 
     def progress(text: str) -> None:
         print(f"... {text}", file=sys.stderr, flush=True)

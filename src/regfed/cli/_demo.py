@@ -39,8 +39,9 @@ from ._output import emit_json, table
 
 
 def register(commands: Any) -> None:
-    p = commands.add_parser("demo", help="run one registry's full life cycle on SQLite",
-                            description=__doc__)
+    p = commands.add_parser(
+        "demo", help="run one registry's full life cycle on SQLite", description=__doc__
+    )
     p.add_argument("--dir", help="keep the registry database here (default: a temp dir)")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(handler=run)
@@ -92,80 +93,182 @@ def _life_cycle(reg: Registry, folder: Path, as_json: bool) -> int:
     s.say(f"regfed demo: registry PA on SQLite at {folder / 'PA.db'}\n")
 
     def account(name: str, **kw: Any) -> str:
-        result = s.do(f"open {kw['account_type']} account '{name}'", led.open_account,
-                      OpenAccount(operation_id=s.op(f"open-{name}"), name=name, **kw), admin)
+        result = s.do(
+            f"open {kw['account_type']} account '{name}'",
+            led.open_account,
+            OpenAccount(operation_id=s.op(f"open-{name}"), name=name, **kw),
+            admin,
+        )
         return str(result.detail["account"])
 
     def rep(person: str, role: str = "primary") -> RepresentativeSpec:
         return RepresentativeSpec(person=person, role=role)
 
     s.say("Accounts")
-    waste_coal = account("Waste coal set-aside", account_type="state", purpose="set-aside",
-                         set_aside="waste-coal")
-    keystone = account("Keystone Trading", account_type="general",
-                       representatives=(rep("alice"), rep("bob", "alternate")))
-    homer = account("Homer City Generating Station", account_type="compliance",
-                    source_id="ORIS-3122", representatives=(rep("carol"),))
-    brunner = account("Brunner Island", account_type="compliance", source_id="ORIS-3140",
-                      representatives=(rep("dave"),))
+    waste_coal = account(
+        "Waste coal set-aside", account_type="state", purpose="set-aside", set_aside="waste-coal"
+    )
+    keystone = account(
+        "Keystone Trading",
+        account_type="general",
+        representatives=(rep("alice"), rep("bob", "alternate")),
+    )
+    homer = account(
+        "Homer City Generating Station",
+        account_type="compliance",
+        source_id="ORIS-3122",
+        representatives=(rep("carol"),),
+    )
+    brunner = account(
+        "Brunner Island",
+        account_type="compliance",
+        source_id="ORIS-3140",
+        representatives=(rep("dave"),),
+    )
 
     s.say("\nIssuance and allocation")
     for vintage in (2024, 2025, 2026):
-        s.do(f"issue 1,000,000 RGGI allowances of vintage {vintage}", led.issue,
-             Issue(operation_id=s.op(f"issue-{vintage}"), program="RGGI", unit_type="allowance",
-                   vintage=vintage, quantity=1_000_000, to_account=alloc), admin)
-    s.do("issue 60,000 into the waste-coal set-aside", led.issue,
-         Issue(operation_id=s.op("issue-set-aside"), program="RGGI", unit_type="allowance",
-               vintage=2024, quantity=60_000, to_account=waste_coal), admin)
+        s.do(
+            f"issue 1,000,000 RGGI allowances of vintage {vintage}",
+            led.issue,
+            Issue(
+                operation_id=s.op(f"issue-{vintage}"),
+                program="RGGI",
+                unit_type="allowance",
+                vintage=vintage,
+                quantity=1_000_000,
+                to_account=alloc,
+            ),
+            admin,
+        )
+    s.do(
+        "issue 60,000 into the waste-coal set-aside",
+        led.issue,
+        Issue(
+            operation_id=s.op("issue-set-aside"),
+            program="RGGI",
+            unit_type="allowance",
+            vintage=2024,
+            quantity=60_000,
+            to_account=waste_coal,
+        ),
+        admin,
+    )
 
     def move(name: str, src: str, dst: str, actor: Actor, sel: Selection) -> Any:
-        return s.do(name, led.transfer,
-                    Transfer(operation_id=s.op(name), from_account=src,
-                             to_account=dst, selection=sel), actor)
+        return s.do(
+            name,
+            led.transfer,
+            Transfer(operation_id=s.op(name), from_account=src, to_account=dst, selection=sel),
+            actor,
+        )
 
     move("allocate 300,000 to Homer City", alloc, homer, admin, Selection(quantity=300_000))
     move("allocate 200,000 to Brunner Island", alloc, brunner, admin, Selection(quantity=200_000))
-    move("allocate 20,000 from the set-aside", waste_coal, brunner, admin,
-         Selection(quantity=20_000))
-    move("sell 500,000 at auction to Keystone", alloc, keystone, admin,
-         Selection(quantity=500_000, vintage=2025))
+    move(
+        "allocate 20,000 from the set-aside", waste_coal, brunner, admin, Selection(quantity=20_000)
+    )
+    move(
+        "sell 500,000 at auction to Keystone",
+        alloc,
+        keystone,
+        admin,
+        Selection(quantity=500_000, vintage=2025),
+    )
 
     s.say("\nTrading")
-    move("Brunner Island sells 50,000 to Keystone", brunner, keystone, Actor.person("dave"),
-         Selection(quantity=50_000))
+    move(
+        "Brunner Island sells 50,000 to Keystone",
+        brunner,
+        keystone,
+        Actor.person("dave"),
+        Selection(quantity=50_000),
+    )
     v2025 = UnitClass("PA", "RGGI", "allowance", 2025)
     named = UnitBlock(v2025, SerialRange(400_001, 440_000))
-    move("Keystone sells serials 400001-440000 to Homer", keystone, homer, Actor.person("alice"),
-         Selection(blocks=(named,)))
+    move(
+        "Keystone sells serials 400001-440000 to Homer",
+        keystone,
+        homer,
+        Actor.person("alice"),
+        Selection(blocks=(named,)),
+    )
     s.say("  (a retry after a timeout reuses the operation id)")
-    move("Keystone sells serials 400001-440000 to Homer", keystone, homer, Actor.person("alice"),
-         Selection(blocks=(named,)))
-    move("carol moves units out of Keystone", keystone, homer, Actor.person("carol"),
-         Selection(quantity=10))
-    move("Brunner Island sends more than it holds", brunner, keystone, Actor.person("dave"),
-         Selection(quantity=10_000_000))
-    move("Keystone sends serials it sold already", keystone, brunner, Actor.person("bob"),
-         Selection(blocks=(named,)))
+    move(
+        "Keystone sells serials 400001-440000 to Homer",
+        keystone,
+        homer,
+        Actor.person("alice"),
+        Selection(blocks=(named,)),
+    )
+    move(
+        "carol moves units out of Keystone",
+        keystone,
+        homer,
+        Actor.person("carol"),
+        Selection(quantity=10),
+    )
+    move(
+        "Brunner Island sends more than it holds",
+        brunner,
+        keystone,
+        Actor.person("dave"),
+        Selection(quantity=10_000_000),
+    )
+    move(
+        "Keystone sends serials it sold already",
+        keystone,
+        brunner,
+        Actor.person("bob"),
+        Selection(blocks=(named,)),
+    )
 
     s.say("\nCompliance, control period 2024-2026")
     for acct, tons in ((homer, 380_000), (brunner, 150_000)):
-        s.do(f"record {tons:,} tons for {acct}", led.record_emissions,
-             RecordEmissions(operation_id=s.op(f"emissions-{acct}"), account=acct,
-                             program="RGGI", period="2024-2026", tons=tons), admin)
-    first = s.do("deduct RGGI 2024-2026", led.deduct_compliance,
-                 DeductCompliance(operation_id=s.op("deduct-1"), program="RGGI",
-                                  period="2024-2026"), admin)
+        s.do(
+            f"record {tons:,} tons for {acct}",
+            led.record_emissions,
+            RecordEmissions(
+                operation_id=s.op(f"emissions-{acct}"),
+                account=acct,
+                program="RGGI",
+                period="2024-2026",
+                tons=tons,
+            ),
+            admin,
+        )
+    first = s.do(
+        "deduct RGGI 2024-2026",
+        led.deduct_compliance,
+        DeductCompliance(operation_id=s.op("deduct-1"), program="RGGI", period="2024-2026"),
+        admin,
+    )
     short = sum(r["shortfall"] for r in first.detail["sources"]) if first else 0
     if short:
-        move(f"Homer City buys its {short:,} shortfall from Keystone", keystone, homer,
-             Actor.person("bob"), Selection(quantity=short))
-        s.do("deduct RGGI 2024-2026 again: only the remainder", led.deduct_compliance,
-             DeductCompliance(operation_id=s.op("deduct-2"), program="RGGI",
-                              period="2024-2026"), admin)
-    s.do("Keystone retires 1,000 voluntarily", led.retire,
-         Retire(operation_id=s.op("retire"), from_account=keystone,
-                selection=Selection(quantity=1_000), reason="voluntary retirement"),
-         Actor.person("alice"))
+        move(
+            f"Homer City buys its {short:,} shortfall from Keystone",
+            keystone,
+            homer,
+            Actor.person("bob"),
+            Selection(quantity=short),
+        )
+        s.do(
+            "deduct RGGI 2024-2026 again: only the remainder",
+            led.deduct_compliance,
+            DeductCompliance(operation_id=s.op("deduct-2"), program="RGGI", period="2024-2026"),
+            admin,
+        )
+    s.do(
+        "Keystone retires 1,000 voluntarily",
+        led.retire,
+        Retire(
+            operation_id=s.op("retire"),
+            from_account=keystone,
+            selection=Selection(quantity=1_000),
+            reason="voluntary retirement",
+        ),
+        Actor.person("alice"),
+    )
 
     q = reg.queries
     statements = [q.statement(a, admin) for a in (alloc, waste_coal, keystone, homer, brunner)]
@@ -173,20 +276,30 @@ def _life_cycle(reg: Registry, folder: Path, as_json: bool) -> int:
     totals = q.totals()
     report = q.verify()
     if as_json:
-        emit_json({"ok": report.ok, "registry": reg.code, "steps": s.steps,
-                   "statements": statements, "compliance": compliance, "totals": totals,
-                   "verify": report.to_dict()})
+        emit_json(
+            {
+                "ok": report.ok,
+                "registry": reg.code,
+                "steps": s.steps,
+                "statements": statements,
+                "compliance": compliance,
+                "totals": totals,
+                "verify": report.to_dict(),
+            }
+        )
         return 0 if report.ok else 1
     print("\nAccount statements")
     for statement in statements:
         print()
         print(format_statement(statement))
     print("\nCompliance summary (RGGI)")
-    print(table(compliance, ["account", "source", "period", "emissions", "surrendered",
-                             "shortfall"]))
+    print(
+        table(compliance, ["account", "source", "period", "emissions", "surrendered", "shortfall"])
+    )
     print("\nRegistry totals")
-    print(table(totals, ["program", "vintage", "issued", "held", "surrendered", "retired",
-                         "blocks"]))
+    print(
+        table(totals, ["program", "vintage", "issued", "held", "surrendered", "retired", "blocks"])
+    )
     print("\nInvariants")
     for check in report.checks:
         print(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")

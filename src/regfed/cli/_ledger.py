@@ -32,8 +32,8 @@ from regfed.node import (
     open_existing,
     open_registry,
 )
-from regfed.node.storage.migrate import current_revision, head_revision, upgrade
 from regfed.node.storage.engine import make_engine
+from regfed.node.storage.migrate import current_revision, head_revision, upgrade
 
 from ._output import block_label, emit_json, table
 
@@ -47,8 +47,11 @@ def register(commands: Any) -> None:
 
     def cmd(name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--db", default=os.environ.get(DB_ENV),
-                       help=f"database URL or SQLite file (default: ${DB_ENV})")
+        p.add_argument(
+            "--db",
+            default=os.environ.get(DB_ENV),
+            help=f"database URL or SQLite file (default: ${DB_ENV})",
+        )
         p.add_argument("--json", action="store_true", help="print JSON for scripts")
         p.set_defaults(handler=handler)
         return p
@@ -64,8 +67,13 @@ def register(commands: Any) -> None:
     p.add_argument("--source", help="regulated source of a compliance account")
     p.add_argument("--purpose", choices=["set-aside"], help="state accounts: set-aside")
     p.add_argument("--set-aside", help="name of a set-aside account")
-    p.add_argument("--rep", action="append", default=[], metavar="PERSON[:ROLE[:RIGHTS]]",
-                   help="representative; ROLE primary|alternate|agent, RIGHTS like initiate+read")
+    p.add_argument(
+        "--rep",
+        action="append",
+        default=[],
+        metavar="PERSON[:ROLE[:RIGHTS]]",
+        help="representative; ROLE primary|alternate|agent, RIGHTS like initiate+read",
+    )
     _actor_and_op(p)
 
     p = cmd("set-status", "restrict, reopen or close an account", _set_status)
@@ -122,8 +130,12 @@ def register(commands: Any) -> None:
 
 
 def _actor_and_op(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--as", dest="actor", default="admin",
-                   help="acting person, or 'admin' for the registry administrator")
+    p.add_argument(
+        "--as",
+        dest="actor",
+        default="admin",
+        help="acting person, or 'admin' for the registry administrator",
+    )
     p.add_argument("--op-id", help="idempotency key (default: a new random id, printed)")
 
 
@@ -132,7 +144,9 @@ def _selection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--program")
     p.add_argument("--unit-type")
     p.add_argument("--vintage", type=int)
-    p.add_argument("--serials", action="append", default=[], metavar="ISSUER/PROGRAM/TYPE/VINTAGE:START-END")
+    p.add_argument(
+        "--serials", action="append", default=[], metavar="ISSUER/PROGRAM/TYPE/VINTAGE:START-END"
+    )
 
 
 def _db(args: argparse.Namespace) -> str:
@@ -158,12 +172,23 @@ def _selection(args: argparse.Namespace) -> Selection:
     for text in args.serials:
         m = _BLOCK.match(text)
         if not m:
-            raise errors.InvalidArgument(f"--serials {text!r} is not ISSUER/PROGRAM/TYPE/VINTAGE:START-END")
+            raise errors.InvalidArgument(
+                f"--serials {text!r} is not ISSUER/PROGRAM/TYPE/VINTAGE:START-END"
+            )
         issuer, program, unit_type, vintage, start, end = m.groups()
-        blocks.append(UnitBlock(UnitClass(issuer, program, unit_type, int(vintage)),
-                                SerialRange(int(start), int(end))))
-    return Selection(quantity=args.quantity, program=args.program, unit_type=args.unit_type,
-                     vintage=args.vintage, blocks=tuple(blocks))
+        blocks.append(
+            UnitBlock(
+                UnitClass(issuer, program, unit_type, int(vintage)),
+                SerialRange(int(start), int(end)),
+            )
+        )
+    return Selection(
+        quantity=args.quantity,
+        program=args.program,
+        unit_type=args.unit_type,
+        vintage=args.vintage,
+        blocks=tuple(blocks),
+    )
 
 
 def _done(args: argparse.Namespace, result: Any, summary: str) -> int:
@@ -219,13 +244,24 @@ def _open_account(args: argparse.Namespace) -> int:
     for spec in args.rep:
         person, _, rest = spec.partition(":")
         role, _, rights = rest.partition(":")
-        reps.append(RepresentativeSpec(person=person, role=role or "primary",
-                                       rights=tuple(r for r in rights.split("+") if r)))
+        reps.append(
+            RepresentativeSpec(
+                person=person,
+                role=role or "primary",
+                rights=tuple(r for r in rights.split("+") if r),
+            )
+        )
     reg = _registry(args)
     result = reg.ledger.open_account(
-        OpenAccount(operation_id=_op(args), account_type=args.type, name=args.name,
-                    representatives=tuple(reps), source_id=args.source,
-                    purpose=args.purpose, set_aside=args.set_aside),
+        OpenAccount(
+            operation_id=_op(args),
+            account_type=args.type,
+            name=args.name,
+            representatives=tuple(reps),
+            source_id=args.source,
+            purpose=args.purpose,
+            set_aside=args.set_aside,
+        ),
         _actor(reg, args.actor),
     )
     reg.close()
@@ -235,8 +271,9 @@ def _open_account(args: argparse.Namespace) -> int:
 def _set_status(args: argparse.Namespace) -> int:
     reg = _registry(args)
     result = reg.ledger.set_account_status(
-        SetAccountStatus(operation_id=_op(args), account=args.account, status=args.status,
-                         reason=args.reason),
+        SetAccountStatus(
+            operation_id=_op(args), account=args.account, status=args.status, reason=args.reason
+        ),
         _actor(reg, args.actor),
     )
     reg.close()
@@ -247,8 +284,15 @@ def _issue(args: argparse.Namespace) -> int:
     reg = _registry(args)
     to = args.to or reg.state_account(StatePurpose.ALLOCATION).label
     result = reg.ledger.issue(
-        Issue(operation_id=_op(args), program=args.program, unit_type=args.unit_type,
-              vintage=args.vintage, quantity=args.quantity, to_account=to, start=args.start),
+        Issue(
+            operation_id=_op(args),
+            program=args.program,
+            unit_type=args.unit_type,
+            vintage=args.vintage,
+            quantity=args.quantity,
+            to_account=to,
+            start=args.start,
+        ),
         _actor(reg, args.actor),
     )
     reg.close()
@@ -258,8 +302,12 @@ def _issue(args: argparse.Namespace) -> int:
 def _transfer(args: argparse.Namespace) -> int:
     reg = _registry(args)
     result = reg.ledger.transfer(
-        Transfer(operation_id=_op(args), from_account=args.from_account, to_account=args.to,
-                 selection=_selection(args)),
+        Transfer(
+            operation_id=_op(args),
+            from_account=args.from_account,
+            to_account=args.to,
+            selection=_selection(args),
+        ),
         _actor(reg, args.actor),
     )
     reg.close()
@@ -279,8 +327,13 @@ def _retire(args: argparse.Namespace) -> int:
 def _emissions(args: argparse.Namespace) -> int:
     reg = _registry(args)
     result = reg.ledger.record_emissions(
-        RecordEmissions(operation_id=_op(args), account=args.account, program=args.program,
-                        period=args.period, tons=args.tons),
+        RecordEmissions(
+            operation_id=_op(args),
+            account=args.account,
+            program=args.program,
+            period=args.period,
+            tons=args.tons,
+        ),
         _actor(reg, args.actor),
     )
     reg.close()
@@ -290,18 +343,28 @@ def _emissions(args: argparse.Namespace) -> int:
 def _deduct(args: argparse.Namespace) -> int:
     reg = _registry(args)
     result = reg.ledger.deduct_compliance(
-        DeductCompliance(operation_id=_op(args), program=args.program, period=args.period,
-                         accounts=tuple(args.account)),
+        DeductCompliance(
+            operation_id=_op(args),
+            program=args.program,
+            period=args.period,
+            accounts=tuple(args.account),
+        ),
         _actor(reg, args.actor),
     )
     reg.close()
     if args.json:
         return _done(args, result, "")
-    print(table(result.detail["sources"],
-                ["account", "source", "obligation", "previously_surrendered", "deducted",
-                 "shortfall"]))
-    return _done(args, result, f"deducted {result.detail['deducted']:,}, "
-                               f"shortfall {result.detail['shortfall']:,}")
+    print(
+        table(
+            result.detail["sources"],
+            ["account", "source", "obligation", "previously_surrendered", "deducted", "shortfall"],
+        )
+    )
+    return _done(
+        args,
+        result,
+        f"deducted {result.detail['deducted']:,}, shortfall {result.detail['shortfall']:,}",
+    )
 
 
 def _holdings(args: argparse.Namespace) -> int:
@@ -314,7 +377,11 @@ def _holdings(args: argparse.Namespace) -> int:
     print(f"account {view['account']} ({view['account_type']}, {view['status']})")
     print(table(view["totals"]))
     print()
-    print(table(view["blocks"], ["issuer", "program", "unit_type", "vintage", "start", "end", "state"]))
+    print(
+        table(
+            view["blocks"], ["issuer", "program", "unit_type", "vintage", "start", "end", "state"]
+        )
+    )
     return 0
 
 
@@ -331,9 +398,15 @@ def _statement(args: argparse.Namespace) -> int:
 
 def format_statement(statement: dict[str, Any]) -> str:
     rows = [
-        {"seq": e["seq"], "when": e["recorded_at"][:19].replace("T", " "), "kind": e["kind"],
-         "actor": e["actor"], "in": e["units_in"], "out": e["units_out"],
-         "counterparty": _counterparty(e, statement["account"])}
+        {
+            "seq": e["seq"],
+            "when": e["recorded_at"][:19].replace("T", " "),
+            "kind": e["kind"],
+            "actor": e["actor"],
+            "in": e["units_in"],
+            "out": e["units_out"],
+            "counterparty": _counterparty(e, statement["account"]),
+        }
         for e in statement["entries"]
     ]
     return f"statement of account {statement['account']}\n" + table(rows)
@@ -376,8 +449,11 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         for check in report.checks:
             print(f"{'ok ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
-        print("ledger verified" if report.ok else "LEDGER INCONSISTENT: do not trade; "
-              "keep the database as it is and escalate")
+        print(
+            "ledger verified"
+            if report.ok
+            else "LEDGER INCONSISTENT: do not trade; keep the database as it is and escalate"
+        )
     return 0 if report.ok else 1
 
 
