@@ -173,13 +173,14 @@ class Ledger:
                     )
                     for write in work.on_seq:
                         write(record.seq)
+                    labels: dict[int, str | None] = {}
                     result = OperationResult(
                         operation_id=command.operation_id,
                         kind=work.kind,
                         seq=record.seq,
                         recorded_at=at,
                         detail=work.detail,
-                        movements=tuple(self._describe(tx, m) for m in work.movements),
+                        movements=tuple(self._describe(tx, m, labels) for m in work.movements),
                     )
                     stored_result = result.to_dict()
                     stored_result.pop("replayed")
@@ -193,12 +194,16 @@ class Ledger:
                     raise
                 time.sleep(random.uniform(0, 0.005 * 2**attempt))
 
-    def _describe(self, tx: LedgerTx, movement: Movement) -> dict[str, Any]:
+    def _describe(
+        self, tx: LedgerTx, movement: Movement, labels: dict[int, str | None]
+    ) -> dict[str, Any]:
         def number(place: Place | None) -> str | None:
             if place is None:
                 return None
-            account = tx.account_by_id(place.account_id)
-            return str(account.number) if account else None
+            if place.account_id not in labels:
+                account = tx.account_by_id(place.account_id)
+                labels[place.account_id] = account.label if account else None
+            return labels[place.account_id]
 
         return {
             **movement.block.to_dict(),

@@ -55,18 +55,6 @@ class MovementAudit:
     def issue(self, block: UnitBlock) -> None:
         self.issued.setdefault(block.unit_class, []).append(block.serials)
 
-    def touched(self) -> dict[UnitClass, SerialRange]:
-        """The span of serials touched per class: where disjointness must be re-checked."""
-        spans: dict[UnitClass, SerialRange] = {}
-        for source in (self.removed, self.added, self.issued):
-            for uc, ranges in source.items():
-                lo = min(r.start for r in ranges)
-                hi = max(r.end for r in ranges)
-                if uc in spans:
-                    lo, hi = min(lo, spans[uc].start), max(hi, spans[uc].end)
-                spans[uc] = SerialRange(lo, hi)
-        return spans
-
     def check_conserved(self) -> None:
         for uc in set(self.removed) | set(self.added) | set(self.issued):
             taken = self.removed.get(uc, []) + self.issued.get(uc, [])

@@ -178,3 +178,51 @@ def test_demo_runs_the_life_cycle_and_every_invariant_holds() -> None:
     refusals = [s["refused"]["code"] for s in data["steps"] if "refused" in s]
     assert refusals == ["NOT_AUTHORIZED", "INSUFFICIENT_HOLDINGS", "UNITS_NOT_HELD"]
     assert all(c["emissions"] == c["surrendered"] for c in data["compliance"])
+
+
+def test_program_rules_are_configurable(tmp_path: Path) -> None:
+    rules = tmp_path / "programs.json"
+    rules.write_text(
+        json.dumps(
+            [{"code": "RGGI", "name": "RGGI, stricter", "compliance_account_may_send": False}]
+        )
+    )
+    db = ["--db", str(tmp_path / "pa.db")]
+    init = regfed_json("ledger", "init", *db, "--registry", "PA")
+    allocation = next(a["account"] for a in init["accounts"] if a["purpose"] == "allocation")
+    plant = regfed_json(
+        "ledger",
+        "open-account",
+        *db,
+        "--type",
+        "compliance",
+        "--name",
+        "P",
+        "--source",
+        "S1",
+        "--rep",
+        "carol",
+    )["detail"]["account"]
+    acme = regfed_json(
+        "ledger", "open-account", *db, "--type", "general", "--name", "A", "--rep", "alice"
+    )["detail"]["account"]
+    regfed_json("ledger", "issue", *db, "--program", "RGGI", "--vintage", "2025", "--quantity", "9")
+    regfed_json("ledger", "transfer", *db, "--from", allocation, "--to", plant, "--quantity", "5")
+    send = (
+        "ledger",
+        "transfer",
+        *db,
+        "--from",
+        plant,
+        "--to",
+        acme,
+        "--as",
+        "carol",
+        "--quantity",
+        "1",
+    )
+    regfed_json(*send)  # built-in RGGI rules: compliance accounts may send
+    refusal = regfed_json(*send, "--programs", str(rules), expect=2)
+    assert refusal["error"]["code"] == "PROGRAM_FORBIDS_SEND"
+    listed = regfed_json("ledger", "programs", *db, "--programs", str(rules))["programs"]
+    assert {p["code"]: p["compliance_account_may_send"] for p in listed}["RGGI"] is False

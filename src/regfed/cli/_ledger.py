@@ -7,9 +7,11 @@ reach a node over the network through the federation gateway.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 from regfed.node import (
@@ -17,6 +19,7 @@ from regfed.node import (
     DeductCompliance,
     Issue,
     OpenAccount,
+    ProgramCatalog,
     RecordEmissions,
     Registry,
     RepresentativeSpec,
@@ -38,6 +41,7 @@ from regfed.node.storage.migrate import current_revision, head_revision, upgrade
 from ._output import block_label, emit_json, table
 
 DB_ENV = "REGFED_DB"
+PROGRAMS_ENV = "REGFED_PROGRAMS"
 _BLOCK = re.compile(r"^([A-Z]{2,4})/([A-Za-z0-9]+)/([a-z]+)/(\d{4}):(\d+)-(\d+)$")
 
 
@@ -53,6 +57,12 @@ def register(commands: Any) -> None:
             help=f"database URL or SQLite file (default: ${DB_ENV})",
         )
         p.add_argument("--json", action="store_true", help="print JSON for scripts")
+        p.add_argument(
+            "--programs",
+            default=os.environ.get(PROGRAMS_ENV),
+            help="JSON file adding or overriding program rules "
+            f"(default: ${PROGRAMS_ENV}); see docs/ledger.md",
+        )
         p.set_defaults(handler=handler)
         return p
 
@@ -155,8 +165,23 @@ def _db(args: argparse.Namespace) -> str:
     return str(args.db)
 
 
+def _programs_catalog(args: argparse.Namespace) -> ProgramCatalog:
+    catalog = ProgramCatalog.default()
+    if not args.programs:
+        return catalog
+    try:
+        overrides = json.loads(Path(args.programs).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise errors.InvalidArgument(
+            f"cannot read program rules {args.programs}: {error}"
+        ) from None
+    if not isinstance(overrides, list):
+        raise errors.InvalidArgument(f"{args.programs} must hold a JSON list of programs")
+    return catalog.with_overrides(overrides)
+
+
 def _registry(args: argparse.Namespace) -> Registry:
-    return open_existing(_db(args))
+    return open_existing(_db(args), programs=_programs_catalog(args))
 
 
 def _actor(reg: Registry, name: str) -> Actor:
@@ -204,7 +229,7 @@ def _done(args: argparse.Namespace, result: Any, summary: str) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
-    reg = open_registry(_db(args), args.registry)
+    reg = open_registry(_db(args), args.registry, programs=_programs_catalog(args))
     accounts = reg.queries.accounts()
     reg.close()
     if args.json:
