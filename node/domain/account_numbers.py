@@ -1,6 +1,6 @@
 """Account numbers: registry code, a six-digit sequence and ISO 7064 MOD 97-10 check digits.
 
-``PA-000017-43``. MOD 97-10 (the IBAN check) catches every single mistyped character and every
+``PA-000017-49``. MOD 97-10 (the IBAN check) catches every single mistyped character and every
 swap of two adjacent characters, and it covers the registry code too, so a number typed for the
 wrong registry fails its check instead of reaching another account.
 """
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from .errors import AccountNumberCheckFailed, AccountNumberMalformed
 
-_PATTERN = re.compile(r"^([A-Z]{2,4})-(\d{6})-(\d{2})$")
-REGISTRY_CODE = re.compile(r"^[A-Z]{2,4}$")
+_PATTERN = re.compile(r"([A-Z]{2,4})-([0-9]{6})-([0-9]{2})", re.ASCII)
+REGISTRY_CODE = re.compile(r"[A-Z]{2,4}", re.ASCII)
 
 
 def _digits(registry: str, sequence: str) -> str:
@@ -33,7 +33,7 @@ class AccountNumber:
 
     @classmethod
     def make(cls, registry: str, sequence: int) -> AccountNumber:
-        if not REGISTRY_CODE.match(registry) or not 0 < sequence < 1_000_000:
+        if not REGISTRY_CODE.fullmatch(registry) or not 0 < sequence < 1_000_000:
             raise AccountNumberMalformed(
                 f"cannot number account {sequence} in registry {registry!r}"
             )
@@ -41,13 +41,15 @@ class AccountNumber:
 
     @classmethod
     def parse(cls, text: str) -> AccountNumber:
-        match = _PATTERN.match(text.strip().upper())
-        if not match:
+        match = _PATTERN.fullmatch(text.strip().upper())
+        if not match or int(match.group(2)) == 0:
             raise AccountNumberMalformed(
-                f"{text!r} is not an account number (expected like PA-000017-43)", number=text
+                f"{text!r} is not an account number (expected like PA-000017-49)", number=text
             )
         registry, seq, check = match.groups()
-        if int(_digits(registry, seq) + check) % 97 != 1:
+        # Only the canonical check digits (02-98) are accepted: 01 and 98 agree modulo 97, and
+        # a number must have one spelling.
+        if check != check_digits(registry, int(seq)):
             raise AccountNumberCheckFailed(f"{text!r} fails its check digits", number=text)
         return cls(registry, int(seq))
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from .errors import InvalidArgument
 from .serials import UnitBlock
 
-_OPERATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_OPERATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", re.ASCII)
 
 
 def _jsonable(value: Any) -> Any:
@@ -34,7 +34,7 @@ class Command:
     operation_id: str
 
     def __post_init__(self) -> None:
-        if not _OPERATION_ID.match(self.operation_id):
+        if not _OPERATION_ID.fullmatch(self.operation_id):
             raise InvalidArgument(
                 f"operation id {self.operation_id!r} must be 1-128 of [A-Za-z0-9._:-]",
                 operation_id=self.operation_id,

@@ -46,7 +46,7 @@ class InvalidArgument(RegistryError):
 class AccountNumberMalformed(RegistryError):
     code = "ACCOUNT_NUMBER_MALFORMED"
     number = 1101
-    hint = "Account numbers look like PA-000017-43: registry code, six digits, two check digits."
+    hint = "Account numbers look like PA-000017-49: registry code, six digits, two check digits."
 
 
 class AccountNumberCheckFailed(RegistryError):

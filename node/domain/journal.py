@@ -85,6 +85,8 @@ class _RangeSet:
 def replay(movements: Iterable[Movement]) -> dict[LedgerKey, list[SerialRange]]:
     """Apply movements in order; return each place's serials in canonical (merged) form."""
     ledger: dict[LedgerKey, _RangeSet] = {}
+    # Every serial anywhere in the registry, per class: no movement may put it in two places.
+    everywhere: dict[UnitClass, _RangeSet] = {}
     for m in movements:
         uc = m.block.unit_class
         if m.origin is not None:
@@ -92,6 +94,8 @@ def replay(movements: Iterable[Movement]) -> dict[LedgerKey, list[SerialRange]]:
             if source is None:
                 raise ReplayError(f"{m.block} moved from {m.origin} which never held it")
             source.remove(m.block.serials)
+            everywhere[uc].remove(m.block.serials)
+        everywhere.setdefault(uc, _RangeSet()).add(m.block.serials)
         ledger.setdefault((m.destination, uc), _RangeSet()).add(m.block.serials)
     return {key: merge_adjacent(rs.ranges()) for key, rs in ledger.items() if rs.starts}
 

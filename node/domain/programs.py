@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import InvalidArgument, UnknownProgram
 
-_PERIOD = re.compile(r"^(\d{4})(?:-(\d{4}))?$")
+_PERIOD = re.compile(r"([0-9]{4})(?:-([0-9]{4}))?", re.ASCII)
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -25,8 +25,8 @@ class ControlPeriod:
 
     @classmethod
     def parse(cls, text: str) -> ControlPeriod:
-        match = _PERIOD.match(text.strip())
-        if not match:
+        match = _PERIOD.fullmatch(text.strip())
+        if not match or int(match.group(1)) < 1900:
             raise InvalidArgument(f"period {text!r} is not YYYY or YYYY-YYYY", period=text)
         first = int(match.group(1))
         last = int(match.group(2) or first)
@@ -53,6 +53,19 @@ class ProgramRules:
     control_period_years: int = 1
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        types = self.deduction_unit_types
+        if (
+            not types
+            or len(set(types)) != len(types)
+            or not all(isinstance(t, str) and t for t in types)
+        ):
+            raise InvalidArgument(
+                f"program {self.code}: deduction unit types must be distinct names, got {types!r}"
+            )
+        if self.units_per_ton < 1 or self.control_period_years < 1:
+            raise InvalidArgument(f"program {self.code}: units per ton and period must be >= 1")
+
     def eligible_vintage(self, vintage: int, period: ControlPeriod) -> bool:
         """Banked units of any earlier vintage count; future vintages do not."""
         return vintage <= period.last_year
@@ -72,17 +85,29 @@ class ProgramRules:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProgramRules:
-        try:
-            return cls(
-                code=str(data["code"]),
-                name=str(data.get("name", data["code"])),
-                compliance_account_may_send=bool(data["compliance_account_may_send"]),
-                deduction_unit_types=tuple(data.get("deduction_unit_types", ("allowance",))),
-                units_per_ton=int(data.get("units_per_ton", 1)),
-                control_period_years=int(data.get("control_period_years", 1)),
-            )
-        except KeyError as missing:
-            raise InvalidArgument(f"program definition lacks {missing}") from None
+        """Read a program from configuration JSON, refusing anything but the documented types."""
+
+        def field_of(name: str, kind: type, default: Any = None) -> Any:
+            value = data.get(name, default)
+            if value is None:
+                raise InvalidArgument(f"program definition lacks {name!r}")
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise InvalidArgument(
+                    f"program {data.get('code')!r}: {name!r} must be a JSON {kind.__name__}, "
+                    f"got {value!r}"
+                )
+            return value
+
+        code = field_of("code", str)
+        types = field_of("deduction_unit_types", list, ["allowance"])
+        return cls(
+            code=code,
+            name=field_of("name", str, code),
+            compliance_account_may_send=field_of("compliance_account_may_send", bool),
+            deduction_unit_types=tuple(types),
+            units_per_ton=field_of("units_per_ton", int, 1),
+            control_period_years=field_of("control_period_years", int, 1),
+        )
 
 
 BUILTIN_PROGRAMS: dict[str, ProgramRules] = {

@@ -42,16 +42,26 @@ class Representative:
             raise InvalidArgument("a representative needs a person id")
         if not self.rights:
             raise InvalidArgument(f"representative {self.person_id} has no rights")
-        if self.role is Role.PRIMARY and self.rights != ALL_RIGHTS:
-            raise InvalidArgument("the authorized account representative holds every right")
+        if self.role in (Role.PRIMARY, Role.ALTERNATE) and self.rights != ALL_RIGHTS:
+            raise InvalidArgument(
+                f"the {self.role.value} representative holds every right; only agents are limited"
+            )
 
     @classmethod
     def of(
         cls, person_id: str, role: Role | str, rights: Iterable[Right | str] = ()
     ) -> Representative:
-        role = Role(role)
-        chosen = frozenset(Right(r) for r in rights) or DEFAULT_RIGHTS[role]
-        return cls(person_id, role, chosen)
+        try:
+            chosen_role = Role(role)
+            chosen = frozenset(Right(r) for r in rights) or DEFAULT_RIGHTS[chosen_role]
+        except ValueError:
+            raise InvalidArgument(
+                f"representative {person_id}: role must be one of "
+                f"{', '.join(r.value for r in Role)} and rights among "
+                f"{', '.join(r.value for r in Right)}",
+                person=person_id,
+            ) from None
+        return cls(person_id, chosen_role, chosen)
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -346,13 +346,29 @@ class LedgerTx:
     def overlapping(
         self, uc: UnitClass, span: SerialRange, account_id: int | None = None
     ) -> list[Holding]:
+        """Rows of the class overlapping ``span``, by start serial.
+
+        Rows are disjoint (the invariant this module guards), so only one row starting before
+        the span can reach into it: its predecessor. Two index range scans, whatever the number
+        of blocks in the class.
+        """
         b = t.blocks
-        query = select(b).where(
-            _class_filter(b, uc), b.c.start_serial <= span.end, b.c.end_serial >= span.start
-        )
+        inside = self.conn.execute(
+            select(b)
+            .where(_class_filter(b, uc), b.c.start_serial.between(span.start, span.end))
+            .order_by(b.c.start_serial)
+        ).all()
+        before = self.conn.execute(
+            select(b)
+            .where(_class_filter(b, uc), b.c.start_serial < span.start)
+            .order_by(b.c.start_serial.desc())
+            .limit(1)
+        ).all()
+        rows = [r for r in before if r.end_serial >= span.start] + list(inside)
+        holdings = [_holding(r) for r in rows]
         if account_id is not None:
-            query = query.where(b.c.account_id == account_id)
-        return [_holding(r) for r in self.conn.execute(query.order_by(b.c.start_serial))]
+            holdings = [h for h in holdings if h.account_id == account_id]
+        return holdings
 
     def insert_block(
         self,
@@ -487,15 +503,21 @@ class LedgerTx:
         return serials
 
     def issuance_overlaps(self, block: UnitBlock) -> list[UnitBlock]:
+        """The first earlier issuance of the class that overlaps ``block``, if any.
+
+        Issuances are disjoint, so the one with the smallest end at or after the block's start
+        is the only candidate that needs looking at.
+        """
         i = t.issuances
-        rows = self.conn.execute(
-            select(i).where(
-                _class_filter(i, block.unit_class),
-                i.c.start_serial <= block.serials.end,
-                i.c.end_serial >= block.serials.start,
-            )
-        )
-        return [UnitBlock(_unit_class(r), SerialRange(r.start_serial, r.end_serial)) for r in rows]
+        row = self.conn.execute(
+            select(i)
+            .where(_class_filter(i, block.unit_class), i.c.end_serial >= block.serials.start)
+            .order_by(i.c.end_serial)
+            .limit(1)
+        ).one_or_none()
+        if row is None or row.start_serial > block.serials.end:
+            return []
+        return [UnitBlock(_unit_class(row), SerialRange(row.start_serial, row.end_serial))]
 
     def insert_issuance(self, block: UnitBlock, account_id: int, seq: int) -> None:
         self.conn.execute(

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``regfed bench``: measured figures, printed, never asserted by tests."""
