@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from sqlalchemy import exc as sa_exc
+
 from regfed import __version__
 from regfed.node import RegistryError
 
@@ -37,6 +39,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except sa_exc.OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        print(f"error: cannot use the database: {reason}", file=sys.stderr)
+        print(
+            "  what to do: check the URL (--db, --postgres) and that the server is running",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
