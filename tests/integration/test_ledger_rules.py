@@ -4,6 +4,7 @@ and no change to any table (digest of every table before and after)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -50,23 +51,23 @@ def alloc(reg: Registry) -> str:
     return reg.state_account(StatePurpose.ALLOCATION).label
 
 
-def fund(reg: Registry, account: str, quantity: int, **kw: object) -> None:
+def fund(reg: Registry, account: str, quantity: int, **kw: Any) -> None:
     reg.ledger.transfer(
         Transfer(
             operation_id=op_id("fund"),
             from_account=alloc(reg),
             to_account=account,
             selection=Selection(quantity=quantity, **kw),
-        ),  # type: ignore[arg-type]
+        ),
         reg.ledger.administrator,
     )
 
 
-def send(reg: Registry, src: str, dst: str, actor: Actor, **sel: object) -> object:
+def send(reg: Registry, src: str, dst: str, actor: Actor, **sel: Any) -> object:
     return reg.ledger.transfer(
         Transfer(
             operation_id=op_id("t"), from_account=src, to_account=dst, selection=Selection(**sel)
-        ),  # type: ignore[arg-type]
+        ),
         actor,
     )
 
