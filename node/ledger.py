@@ -234,6 +234,11 @@ class Ledger:
             )
         return account
 
+    def _lock(self, tx: LedgerTx, *accounts: Account) -> list[Account]:
+        """Lock the accounts and return them re-read under the lock, in the order given."""
+        fresh = tx.lock_accounts([a.id for a in accounts])
+        return [fresh[a.id] for a in accounts]
+
     def _require_admin(self, actor: Actor, what: str) -> None:
         if actor != self.administrator:
             raise NotAuthorized(
@@ -347,9 +352,8 @@ class Ledger:
     def set_account_status(self, command: SetAccountStatus, actor: Actor) -> OperationResult:
         def body(tx: LedgerTx, work: _Work) -> None:
             self._require_admin(actor, "restrict, reopen or close accounts")
-            account = self._account(tx, command.account)
             status = _enum(AccountStatus, command.status, "account status")
-            tx.lock_accounts([account.id])
+            [account] = self._lock(tx, self._account(tx, command.account))
             if account.status is AccountStatus.CLOSED:
                 raise InvalidArgument(f"account {account.label} is closed for good")
             if status is AccountStatus.CLOSED and tx.has_blocks(account.id):
@@ -371,14 +375,13 @@ class Ledger:
         self, command: AppointRepresentative, actor: Actor
     ) -> OperationResult:
         def body(tx: LedgerTx, work: _Work) -> None:
-            account = self._account(tx, command.account)
+            [account] = self._lock(tx, self._account(tx, command.account))
             new = Representative.of(
                 command.representative.person,
                 command.representative.role,
                 command.representative.rights,
             )
             self._authorize_roster_change(tx, actor, account, new.role)
-            tx.lock_accounts([account.id])
             before = tx.representatives(account.id)
             after = [
                 r
@@ -393,8 +396,7 @@ class Ledger:
 
     def remove_representative(self, command: RemoveRepresentative, actor: Actor) -> OperationResult:
         def body(tx: LedgerTx, work: _Work) -> None:
-            account = self._account(tx, command.account)
-            tx.lock_accounts([account.id])
+            [account] = self._lock(tx, self._account(tx, command.account))
             before = tx.representatives(account.id)
             leaving = next((r for r in before if r.person_id == command.person), None)
             if leaving is None:
@@ -457,7 +459,7 @@ class Ledger:
             unit_type = _enum(UnitType, command.unit_type, "unit type")
             if command.quantity <= 0:
                 raise InvalidArgument(f"quantity must be positive, got {command.quantity}")
-            account = self._account(tx, command.to_account)
+            [account] = self._lock(tx, self._account(tx, command.to_account))
             if account.purpose not in (StatePurpose.ALLOCATION, StatePurpose.SET_ASIDE):
                 raise AccountTypeMismatch(
                     f"units are issued into the allocation or a set-aside account, "
@@ -491,8 +493,8 @@ class Ledger:
             target = self._account(tx, command.to_account)
             if source.id == target.id:
                 raise InvalidArgument("an account cannot transfer to itself", account=source.label)
+            source, target = self._lock(tx, source, target)
             self._require_right(tx, actor, source, Right.INITIATE)
-            tx.lock_accounts([source.id, target.id])
             source.ensure_can_send()
             target.ensure_can_receive()
             takes = self._select(tx, source, command.selection)
@@ -510,10 +512,9 @@ class Ledger:
 
     def retire(self, command: Retire, actor: Actor) -> OperationResult:
         def body(tx: LedgerTx, work: _Work) -> None:
-            source = self._account(tx, command.from_account)
-            self._require_right(tx, actor, source, Right.INITIATE)
             retirement = self._state_account(tx, StatePurpose.RETIREMENT)
-            tx.lock_accounts([source.id, retirement.id])
+            source, retirement = self._lock(tx, self._account(tx, command.from_account), retirement)
+            self._require_right(tx, actor, source, Right.INITIATE)
             source.ensure_can_send()
             takes = self._select(tx, source, command.selection)
             self._check_program_allows_send(source, takes)
@@ -534,7 +535,7 @@ class Ledger:
     def record_emissions(self, command: RecordEmissions, actor: Actor) -> OperationResult:
         def body(tx: LedgerTx, work: _Work) -> None:
             self._require_admin(actor, "record emissions")
-            account = self._account(tx, command.account)
+            [account] = self._lock(tx, self._account(tx, command.account))
             if account.type is not AccountType.COMPLIANCE:
                 raise AccountTypeMismatch(
                     f"emissions are recorded for compliance accounts; {account.label} is "
@@ -567,12 +568,14 @@ class Ledger:
             rules = self.programs.get(command.program)
             period = ControlPeriod.parse(command.period)
             surrender = self._state_account(tx, StatePurpose.SURRENDER)
-            emitters = dict(tx.emitters(rules.code, str(period)))
             if command.accounts:
                 chosen = [self._account(tx, n) for n in command.accounts]
             else:
-                chosen = [a for i in sorted(emitters) if (a := tx.account_by_id(i)) is not None]
-            tx.lock_accounts([a.id for a in chosen] + [surrender.id])
+                emitting = [i for i, _tons in tx.emitters(rules.code, str(period))]
+                chosen = [a for i in emitting if (a := tx.account_by_id(i)) is not None]
+            *chosen, surrender = self._lock(tx, *chosen, surrender)
+            # Read under the locks: emissions are recorded under the same account lock.
+            emitters = dict(tx.emitters(rules.code, str(period)))
             results: list[dict[str, Any]] = []
             for account in chosen:
                 if account.type is not AccountType.COMPLIANCE:

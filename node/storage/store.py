@@ -231,16 +231,21 @@ class LedgerTx:
         rows = self.conn.execute(select(t.accounts).order_by(t.accounts.c.id))
         return [_account(r) for r in rows]
 
-    def lock_accounts(self, ids: Sequence[int]) -> None:
-        """Row-lock accounts in id order (no deadlocks). SQLite already holds the write lock."""
-        if self.sqlite or not ids:
-            return
-        self.conn.execute(
-            select(t.accounts.c.id)
+    def lock_accounts(self, ids: Sequence[int]) -> dict[int, Account]:
+        """Row-lock accounts in id order (no deadlocks) and return them as they are now.
+
+        Every check of an account's status or representatives must use what this returns: on
+        PostgreSQL a row read before the lock may have changed while we waited for it. SQLite
+        already holds the database's write lock, so there the lock is a plain read.
+        """
+        query = (
+            select(t.accounts)
             .where(t.accounts.c.id.in_(sorted(set(ids))))
             .order_by(t.accounts.c.id)
-            .with_for_update()
-        ).all()
+        )
+        if not self.sqlite:
+            query = query.with_for_update()
+        return {row.id: _account(row) for row in self.conn.execute(query)}
 
     def set_account_status(self, account_id: int, status: AccountStatus) -> None:
         self.conn.execute(
