@@ -1,0 +1,1 @@
+"""The federation gateway: signed two-phase transfers between registry nodes."""
