@@ -11,7 +11,7 @@ from sqlalchemy import exc as sa_exc
 from regfed import __version__
 from regfed.node import RegistryError
 
-from . import _bench, _demo, _ledger, _sim
+from . import _bench, _certs, _demo, _ledger, _sim
 from ._output import EXIT_FAILED, report_error
 
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     _ledger.register(commands)
     _bench.register(commands)
     _sim.register(commands)
+    _certs.register(commands)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Federation certificates, keys and the signed membership directory."""
