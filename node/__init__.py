@@ -3,6 +3,7 @@
 The public surface is curated here; everything else is private to the package.
 """
 
+from . import interstate
 from .domain import errors
 from .domain.account_numbers import AccountNumber
 from .domain.accounts import Account, AccountStatus, AccountType, StatePurpose
@@ -10,6 +11,7 @@ from .domain.actors import Actor, ActorKind
 from .domain.commands import (
     AppointRepresentative,
     DeductCompliance,
+    GatewayStep,
     Issue,
     OpenAccount,
     RecordEmissions,
@@ -24,7 +26,7 @@ from .domain.errors import RegistryError
 from .domain.holdings import BlockState
 from .domain.programs import ControlPeriod, ProgramCatalog, ProgramRules
 from .domain.serials import SerialRange, UnitBlock, UnitClass
-from .ledger import Ledger, OperationResult
+from .ledger import Ledger, OperationResult, Work
 from .queries import LedgerQueries, VerifyReport
 from .registry import Registry, open_existing, open_registry
 
@@ -39,6 +41,7 @@ __all__ = [
     "BlockState",
     "ControlPeriod",
     "DeductCompliance",
+    "GatewayStep",
     "Issue",
     "Ledger",
     "LedgerQueries",
@@ -60,7 +63,9 @@ __all__ = [
     "UnitBlock",
     "UnitClass",
     "VerifyReport",
+    "Work",
     "errors",
+    "interstate",
     "open_existing",
     "open_registry",
 ]

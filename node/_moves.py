@@ -12,7 +12,11 @@ from .storage.store import LedgerTx
 
 
 def apply_takes(
-    tx: LedgerTx, takes: Iterable[Take], destination: Place, audit: MovementAudit
+    tx: LedgerTx,
+    takes: Iterable[Take],
+    destination: Place,
+    audit: MovementAudit,
+    transfer_id: str | None = None,
 ) -> list[Movement]:
     """Move the taken serials to ``destination``; what is left of each row stays put.
 
@@ -35,14 +39,19 @@ def apply_takes(
             key=lambda p: p[0].start,
         )
         first_range, first_place = pieces[0]
-        tx.rewrite_block(holding, first_range, first_place)
+        tx.rewrite_block(
+            holding,
+            first_range,
+            first_place,
+            transfer_id if first_place is destination else holding.transfer_id,
+        )
         for serials, place in pieces[1:]:
             tx.insert_block(
                 type(holding.block)(holding.unit_class, serials),
                 place.account_id,
                 place.state,
                 attributed_account_id=place.attributed_account_id,
-                transfer_id=holding.transfer_id if place is origin else None,
+                transfer_id=holding.transfer_id if place is origin else transfer_id,
                 quarantined=holding.quarantined if place is origin else False,
             )
         for take in row_takes:

@@ -111,7 +111,7 @@ class OperationResult:
 
 
 @dataclass
-class _Work:
+class Work:
     """What one operation accumulates inside its transaction before the journal entry."""
 
     kind: str
@@ -141,8 +141,18 @@ class Ledger:
 
     # -- plumbing ----------------------------------------------------------------------------
 
+    def run(
+        self, command: Command, actor: Actor, kind: str, body: Callable[[LedgerTx, Work], None]
+    ) -> OperationResult:
+        """Run ``body`` as one atomic, journaled, idempotent operation.
+
+        For adapters that compose ledger changes with their own records in one transaction
+        (the gateway: a protocol decision, its escrow or credit, its outbox).
+        """
+        return self._run(command, actor, body, kind)
+
     def _run(
-        self, command: Command, actor: Actor, body: Callable[[LedgerTx, _Work], None], kind: str
+        self, command: Command, actor: Actor, body: Callable[[LedgerTx, Work], None], kind: str
     ) -> OperationResult:
         fingerprint = _fingerprint(command, actor)
         attempt = 0
@@ -158,7 +168,7 @@ class Ledger:
                                 operation_id=command.operation_id,
                             )
                         return OperationResult.from_stored(stored.result)
-                    work = _Work(kind, {})
+                    work = Work(kind, {})
                     body(tx, work)
                     check_transaction(tx, work.audit)
                     at = timestamp(self.clock())
@@ -209,7 +219,7 @@ class Ledger:
             **movement.block.to_dict(),
             "from": number(movement.origin),
             "to": number(movement.destination),
-            "state": movement.destination.state.value,
+            "state": movement.destination.state.value if movement.destination else "departed",
         }
 
     def _account(self, tx: LedgerTx, number: str) -> Account:
@@ -294,7 +304,7 @@ class Ledger:
     # -- accounts and representatives ----------------------------------------------------------
 
     def open_account(self, command: OpenAccount, actor: Actor) -> OperationResult:
-        def body(tx: LedgerTx, work: _Work) -> None:
+        def body(tx: LedgerTx, work: Work) -> None:
             self._require_admin(actor, "open accounts")
             account_type = _enum(AccountType, command.account_type, "account type")
             purpose = (
@@ -350,7 +360,7 @@ class Ledger:
         return self._run(command, actor, body, "open-account")
 
     def set_account_status(self, command: SetAccountStatus, actor: Actor) -> OperationResult:
-        def body(tx: LedgerTx, work: _Work) -> None:
+        def body(tx: LedgerTx, work: Work) -> None:
             self._require_admin(actor, "restrict, reopen or close accounts")
             status = _enum(AccountStatus, command.status, "account status")
             [account] = self._lock(tx, self._account(tx, command.account))
@@ -374,7 +384,7 @@ class Ledger:
     def appoint_representative(
         self, command: AppointRepresentative, actor: Actor
     ) -> OperationResult:
-        def body(tx: LedgerTx, work: _Work) -> None:
+        def body(tx: LedgerTx, work: Work) -> None:
             [account] = self._lock(tx, self._account(tx, command.account))
             new = Representative.of(
                 command.representative.person,
@@ -395,7 +405,7 @@ class Ledger:
         return self._run(command, actor, body, "representatives")
 
     def remove_representative(self, command: RemoveRepresentative, actor: Actor) -> OperationResult:
-        def body(tx: LedgerTx, work: _Work) -> None:
+        def body(tx: LedgerTx, work: Work) -> None:
             [account] = self._lock(tx, self._account(tx, command.account))
             before = tx.representatives(account.id)
             leaving = next((r for r in before if r.person_id == command.person), None)
@@ -437,7 +447,7 @@ class Ledger:
     def _write_roster(
         self,
         tx: LedgerTx,
-        work: _Work,
+        work: Work,
         account: Account,
         before: list[Representative],
         after: list[Representative],
@@ -453,7 +463,7 @@ class Ledger:
     # -- units ---------------------------------------------------------------------------------
 
     def issue(self, command: Issue, actor: Actor) -> OperationResult:
-        def body(tx: LedgerTx, work: _Work) -> None:
+        def body(tx: LedgerTx, work: Work) -> None:
             self._require_admin(actor, "issue units")
             self.programs.get(command.program)
             unit_type = _enum(UnitType, command.unit_type, "unit type")
@@ -488,7 +498,7 @@ class Ledger:
         return self._run(command, actor, body, "issue")
 
     def transfer(self, command: Transfer, actor: Actor) -> OperationResult:
-        def body(tx: LedgerTx, work: _Work) -> None:
+        def body(tx: LedgerTx, work: Work) -> None:
             source = self._account(tx, command.from_account)
             target = self._account(tx, command.to_account)
             if source.id == target.id:
@@ -511,7 +521,7 @@ class Ledger:
         return self._run(command, actor, body, "transfer")
 
     def retire(self, command: Retire, actor: Actor) -> OperationResult:
-        def body(tx: LedgerTx, work: _Work) -> None:
+        def body(tx: LedgerTx, work: Work) -> None:
             retirement = self._state_account(tx, StatePurpose.RETIREMENT)
             source, retirement = self._lock(tx, self._account(tx, command.from_account), retirement)
             self._require_right(tx, actor, source, Right.INITIATE)
@@ -533,7 +543,7 @@ class Ledger:
     # -- compliance ----------------------------------------------------------------------------
 
     def record_emissions(self, command: RecordEmissions, actor: Actor) -> OperationResult:
-        def body(tx: LedgerTx, work: _Work) -> None:
+        def body(tx: LedgerTx, work: Work) -> None:
             self._require_admin(actor, "record emissions")
             [account] = self._lock(tx, self._account(tx, command.account))
             if account.type is not AccountType.COMPLIANCE:
@@ -563,7 +573,7 @@ class Ledger:
         return self._run(command, actor, body, "emissions")
 
     def deduct_compliance(self, command: DeductCompliance, actor: Actor) -> OperationResult:
-        def body(tx: LedgerTx, work: _Work) -> None:
+        def body(tx: LedgerTx, work: Work) -> None:
             self._require_admin(actor, "run compliance deduction")
             rules = self.programs.get(command.program)
             period = ControlPeriod.parse(command.period)

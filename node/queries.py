@@ -185,22 +185,26 @@ class LedgerQueries:
                 moved_in = moved_out = 0
                 blocks = []
                 for m in record.movements:
-                    into = m.destination.account_id == account.id or (
-                        m.destination.attributed_account_id == account.id
-                        and m.destination.state in (BlockState.SURRENDERED, BlockState.RETIRED)
+                    to = m.destination
+                    into = to is not None and (
+                        to.account_id == account.id
+                        or (
+                            to.attributed_account_id == account.id
+                            and to.state in (BlockState.SURRENDERED, BlockState.RETIRED)
+                        )
                     )
                     out_of = m.origin is not None and m.origin.account_id == account.id
                     if into and not out_of:
                         moved_in += m.block.quantity
-                    if out_of and m.destination.account_id != account.id:
+                    if out_of and (to is None or to.account_id != account.id):
                         moved_out += m.block.quantity
                     if into or out_of:
                         blocks.append(
                             {
                                 **m.block.to_dict(),
                                 "from": labels.get(m.origin.account_id) if m.origin else None,
-                                "to": labels.get(m.destination.account_id),
-                                "state": m.destination.state.value,
+                                "to": labels.get(to.account_id) if to else None,
+                                "state": to.state.value if to else "departed",
                             }
                         )
                 entries.append(
@@ -326,16 +330,36 @@ def _check_disjoint(blocks: list[Holding]) -> Check:
 
 
 def _check_issued(tx: LedgerTx, blocks: list[Holding], registry: str) -> Check:
-    """Every own-issued block lies in an issuance, and every issued serial is somewhere."""
+    """Per class this registry issued: issued + arrived - departed = what is here, and every
+    serial here lies inside one of its issuances."""
     issued: dict[UnitClass, list[SerialRange]] = defaultdict(list)
-    for block, _ in tx.issuances():
-        issued[block.unit_class].append(block.serials)
-    held: dict[UnitClass, list[SerialRange]] = defaultdict(list)
+    flow: dict[UnitClass, int] = defaultdict(int)
+    for record in tx.journal():
+        for m in record.movements:
+            uc = m.block.unit_class
+            if uc.issuer != registry:
+                continue
+            if m.origin is None:
+                flow[uc] += m.block.quantity
+                if record.kind == "issue":
+                    issued[uc].append(m.block.serials)
+            if m.destination is None:
+                flow[uc] -= m.block.quantity
+    here: dict[UnitClass, list[SerialRange]] = defaultdict(list)
     for h in blocks:
         if h.unit_class.issuer == registry:
-            held[h.unit_class].append(h.serials)
-    for uc in set(issued) | set(held):
-        if merge_adjacent(issued.get(uc, [])) != merge_adjacent(held.get(uc, [])):
-            return Check("supply-conserved", False, f"{uc.label()}: issued serials != serials held")
+            here[h.unit_class].append(h.serials)
+    for uc in set(flow) | set(here):
+        held = sum(r.quantity for r in here.get(uc, []))
+        if held != flow.get(uc, 0):
+            return Check(
+                "supply-conserved",
+                False,
+                f"{uc.label()}: issued + arrived - departed = {flow.get(uc, 0)}, here {held}",
+            )
+        covering = merge_adjacent(issued.get(uc, []))
+        for r in merge_adjacent(here.get(uc, [])):
+            if not any(c.contains(r) for c in covering):
+                return Check("supply-conserved", False, f"{uc.label()}:{r} was never issued")
     total = sum(r.quantity for rs in issued.values() for r in rs)
     return Check("supply-conserved", True, f"{total} units issued, all accounted for")

@@ -158,3 +158,15 @@ class DeductCompliance(Command):
     program: str
     period: str
     accounts: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayStep(Command):
+    """One step of an interstate transfer applied to this ledger (escrow, pin, credit, ...).
+
+    Its operation id is derived from the transfer id and the step, so a step is applied once.
+    """
+
+    kind: ClassVar[str] = "gateway-step"
+    transfer_id: str
+    step: str

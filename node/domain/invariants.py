@@ -38,13 +38,16 @@ def check_disjoint(rows: Iterable[Holding]) -> None:
 class MovementAudit:
     """Serials taken out of places and put into places during one transaction.
 
-    A move neither creates nor destroys serials; only issuance adds, and exactly its range.
+    A move neither creates nor destroys serials: what is taken out of places, issued or arrives
+    from another registry is exactly what is put into places or departs.
     """
 
     def __init__(self) -> None:
         self.removed: dict[UnitClass, list[SerialRange]] = {}
         self.added: dict[UnitClass, list[SerialRange]] = {}
         self.issued: dict[UnitClass, list[SerialRange]] = {}
+        self.arrived: dict[UnitClass, list[SerialRange]] = {}
+        self.departed: dict[UnitClass, list[SerialRange]] = {}
 
     def take(self, block: UnitBlock) -> None:
         self.removed.setdefault(block.unit_class, []).append(block.serials)
@@ -55,10 +58,19 @@ class MovementAudit:
     def issue(self, block: UnitBlock) -> None:
         self.issued.setdefault(block.unit_class, []).append(block.serials)
 
+    def arrive(self, block: UnitBlock) -> None:
+        """Serials entering from another registry (an interstate transfer's pin)."""
+        self.arrived.setdefault(block.unit_class, []).append(block.serials)
+
+    def depart(self, block: UnitBlock) -> None:
+        """Serials taken out and leaving this registry (a debit, an unpin)."""
+        self.departed.setdefault(block.unit_class, []).append(block.serials)
+
     def check_conserved(self) -> None:
-        for uc in set(self.removed) | set(self.added) | set(self.issued):
-            taken = self.removed.get(uc, []) + self.issued.get(uc, [])
-            put = self.added.get(uc, [])
+        classes = set(self.removed) | set(self.added) | set(self.issued) | set(self.arrived)
+        for uc in classes | set(self.departed):
+            taken = self.removed.get(uc, []) + self.issued.get(uc, []) + self.arrived.get(uc, [])
+            put = self.added.get(uc, []) + self.departed.get(uc, [])
             if sum(r.quantity for r in taken) != sum(r.quantity for r in put) or merge_adjacent(
                 taken
             ) != merge_adjacent(put):

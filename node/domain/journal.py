@@ -32,17 +32,22 @@ class Place:
 
 @dataclass(frozen=True, slots=True)
 class Movement:
-    """Serials moved from one place to another. ``origin`` is None for issuance."""
+    """Serials moved from one place to another.
+
+    ``origin`` is None when serials enter this registry (issuance, or an interstate transfer's
+    incoming pin); ``destination`` is None when they leave it (a debit at the commit point, or an
+    unpin when a transfer is voided).
+    """
 
     block: UnitBlock
     origin: Place | None
-    destination: Place
+    destination: Place | None
 
     def to_dict(self) -> dict[str, object]:
         return {
             **self.block.to_dict(),
             "from": self.origin.to_dict() if self.origin else None,
-            "to": self.destination.to_dict(),
+            "to": self.destination.to_dict() if self.destination else None,
         }
 
 
@@ -95,6 +100,8 @@ def replay(movements: Iterable[Movement]) -> dict[LedgerKey, list[SerialRange]]:
                 raise ReplayError(f"{m.block} moved from {m.origin} which never held it")
             source.remove(m.block.serials)
             everywhere[uc].remove(m.block.serials)
+        if m.destination is None:
+            continue  # left the registry
         everywhere.setdefault(uc, _RangeSet()).add(m.block.serials)
         ledger.setdefault((m.destination, uc), _RangeSet()).add(m.block.serials)
     return {key: merge_adjacent(rs.ranges()) for key, rs in ledger.items() if rs.starts}

@@ -149,6 +149,7 @@ Index(
     blocks.c.start_serial,
 )
 Index("ix_blocks_attributed", blocks.c.attributed_account_id)
+Index("ix_blocks_transfer", blocks.c.transfer_id)
 
 journal_entries = Table(
     "journal_entries",
@@ -173,8 +174,9 @@ journal_movements = Table(
     Column("from_account_id", Id),
     Column("from_state", String(16)),
     Column("from_attributed_account_id", Id),
-    Column("to_account_id", Id, nullable=False),
-    Column("to_state", String(16), nullable=False),
+    # No destination: the serials left this registry (an interstate transfer's debit, an unpin).
+    Column("to_account_id", Id),
+    Column("to_state", String(16)),
     Column("to_attributed_account_id", Id),
 )
 Index("ix_journal_movements_seq", journal_movements.c.seq)

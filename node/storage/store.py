@@ -397,7 +397,13 @@ class LedgerTx:
             )
         )
 
-    def rewrite_block(self, holding: Holding, serials: SerialRange, place: Place) -> None:
+    def rewrite_block(
+        self,
+        holding: Holding,
+        serials: SerialRange,
+        place: Place,
+        transfer_id: str | None = None,
+    ) -> None:
         """Compare-and-set: change one row's range and place, only if nobody changed it since."""
         b = t.blocks
         result = self.conn.execute(
@@ -409,6 +415,7 @@ class LedgerTx:
                 account_id=place.account_id,
                 state=place.state.value,
                 attributed_account_id=place.attributed_account_id,
+                transfer_id=transfer_id,
                 version=holding.version + 1,
             )
         )
@@ -416,6 +423,26 @@ class LedgerTx:
             raise ConcurrentModification(
                 f"block {holding.block} changed under this operation", block=holding.block.to_dict()
             )
+
+    def delete_block(self, holding: Holding) -> None:
+        """Compare-and-set delete: the serials leave this registry."""
+        b = t.blocks
+        result = self.conn.execute(
+            delete(b).where(b.c.id == holding.id, b.c.version == holding.version)
+        )
+        if result.rowcount != 1:
+            raise ConcurrentModification(
+                f"block {holding.block} changed under this operation", block=holding.block.to_dict()
+            )
+
+    def transfer_blocks(self, transfer_id: str, state: BlockState) -> list[Holding]:
+        b = t.blocks
+        rows = self.conn.execute(
+            select(b)
+            .where(b.c.transfer_id == transfer_id, b.c.state == state.value)
+            .order_by(b.c.issuer, b.c.program, b.c.unit_type, b.c.vintage, b.c.start_serial)
+        )
+        return [_holding(r) for r in rows]
 
     def account_blocks(self, account_id: int) -> list[Holding]:
         """Blocks held by the account, plus final blocks attributed to it, in selection order."""
@@ -597,9 +624,11 @@ class LedgerTx:
                         "from_attributed_account_id": (
                             m.origin.attributed_account_id if m.origin else None
                         ),
-                        "to_account_id": m.destination.account_id,
-                        "to_state": m.destination.state.value,
-                        "to_attributed_account_id": m.destination.attributed_account_id,
+                        "to_account_id": m.destination.account_id if m.destination else None,
+                        "to_state": m.destination.state.value if m.destination else None,
+                        "to_attributed_account_id": (
+                            m.destination.attributed_account_id if m.destination else None
+                        ),
                     }
                     for m in movements
                 ],
@@ -795,7 +824,11 @@ def _movement(r: Row[Any]) -> Movement:
     return Movement(
         block=UnitBlock(_unit_class(r), SerialRange(r.start_serial, r.end_serial)),
         origin=origin,
-        destination=Place(r.to_account_id, BlockState(r.to_state), r.to_attributed_account_id),
+        destination=(
+            Place(r.to_account_id, BlockState(r.to_state), r.to_attributed_account_id)
+            if r.to_account_id is not None
+            else None
+        ),
     )
 
 

@@ -143,6 +143,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("blocks", schema=None) as batch_op:
         batch_op.create_index("ix_blocks_attributed", ["attributed_account_id"], unique=False)
+        batch_op.create_index("ix_blocks_transfer", ["transfer_id"], unique=False)
         batch_op.create_index(
             "ix_blocks_class",
             ["issuer", "program", "unit_type", "vintage", "start_serial"],
@@ -268,9 +269,9 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column(
-            "to_account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+            "to_account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
         ),
-        sa.Column("to_state", sa.String(length=16), nullable=False),
+        sa.Column("to_state", sa.String(length=16), nullable=True),
         sa.Column(
             "to_attributed_account_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -405,6 +406,7 @@ def downgrade() -> None:
     with op.batch_alter_table("blocks", schema=None) as batch_op:
         batch_op.drop_index("ix_blocks_selection")
         batch_op.drop_index("ix_blocks_class")
+        batch_op.drop_index("ix_blocks_transfer")
         batch_op.drop_index("ix_blocks_attributed")
 
     op.drop_table("blocks")

@@ -1,0 +1,155 @@
+"""The ledger's side of interstate transfers: what the gateway does to blocks, and nothing else.
+
+Each function runs inside an operation the caller opened with :meth:`Ledger.run`, so a protocol
+decision, its ledger change, its journal entry and the gateway's own records commit together.
+
+- ``escrow``: held -> escrowed(T) on the source account (still ours, unspendable);
+- ``release``: escrowed(T) -> held (void or rejection, before the commit point);
+- ``debit``: escrowed(T) -> gone from this registry (the commit point);
+- ``pin``: arrives as incoming(T) on the destination account (accepted, not credited);
+- ``unpin``: incoming(T) -> gone (the source voided);
+- ``credit``: incoming(T) -> held.
+
+Each is a journal movement; leaving the registry is a movement with no destination, arriving one
+with no origin, so the replay check covers interstate transfers too.
+A transfer's rows are found by its transfer id; each resolution applies to all of them or fails.
+"""
+
+from __future__ import annotations
+
+from ._moves import apply_takes
+from .domain.accounts import Account
+from .domain.actors import Actor
+from .domain.commands import Selection
+from .domain.errors import InvalidArgument, InvariantViolation, RegistryError, UnitsNotHeld
+from .domain.holdings import BlockState
+from .domain.journal import Movement, Place
+from .domain.representatives import Right
+from .domain.serials import UnitBlock
+from .ledger import Ledger, Work
+from .storage.store import LedgerTx
+
+
+def escrow(
+    ledger: Ledger,
+    tx: LedgerTx,
+    work: Work,
+    transfer_id: str,
+    from_account: str,
+    selection: Selection,
+    actor: Actor,
+) -> tuple[UnitBlock, ...]:
+    """Reserve the selected units of ``from_account`` for transfer ``transfer_id``."""
+    [source] = ledger._lock(tx, ledger._account(tx, from_account))
+    ledger._require_right(tx, actor, source, Right.INITIATE)
+    source.ensure_can_send()
+    takes = ledger._select(tx, source, selection)
+    ledger._check_program_allows_send(source, takes)
+    place = Place(source.id, BlockState.ESCROWED)
+    work.movements += apply_takes(tx, takes, place, work.audit, transfer_id)
+    work.accounts.add(source.id)
+    blocks = tuple(t.block for t in takes)
+    work.detail.update(
+        transfer_id=transfer_id,
+        account=source.label,
+        quantity=sum(b.quantity for b in blocks),
+        blocks=[b.to_dict() for b in blocks],
+    )
+    return blocks
+
+
+def _resolve(
+    tx: LedgerTx, work: Work, transfer_id: str, state: BlockState, to: BlockState | None
+) -> tuple[UnitBlock, ...]:
+    rows = tx.transfer_blocks(transfer_id, state)
+    if not rows:
+        raise InvariantViolation(
+            f"transfer {transfer_id} has no {state.value} blocks here to resolve",
+            transfer_id=transfer_id,
+        )
+    for row in rows:
+        origin = Place(row.account_id, state)
+        if to is None:
+            tx.delete_block(row)
+            work.audit.take(row.block)
+            work.audit.depart(row.block)
+            work.movements.append(Movement(row.block, origin, None))
+        else:
+            destination = Place(row.account_id, to)
+            tx.rewrite_block(row, row.serials, destination, None)
+            work.audit.take(row.block)
+            work.audit.put(row.block)
+            work.movements.append(Movement(row.block, origin, destination))
+        work.accounts.add(row.account_id)
+    work.detail.update(
+        transfer_id=transfer_id,
+        quantity=sum(r.serials.quantity for r in rows),
+        blocks=[r.block.to_dict() for r in rows],
+    )
+    return tuple(r.block for r in rows)
+
+
+def release(tx: LedgerTx, work: Work, transfer_id: str) -> tuple[UnitBlock, ...]:
+    return _resolve(tx, work, transfer_id, BlockState.ESCROWED, BlockState.HELD)
+
+
+def debit(tx: LedgerTx, work: Work, transfer_id: str) -> tuple[UnitBlock, ...]:
+    return _resolve(tx, work, transfer_id, BlockState.ESCROWED, None)
+
+
+def unpin(tx: LedgerTx, work: Work, transfer_id: str) -> tuple[UnitBlock, ...]:
+    return _resolve(tx, work, transfer_id, BlockState.INCOMING, None)
+
+
+def credit(tx: LedgerTx, work: Work, transfer_id: str) -> tuple[UnitBlock, ...]:
+    return _resolve(tx, work, transfer_id, BlockState.INCOMING, BlockState.HELD)
+
+
+def incoming_refusal(
+    ledger: Ledger, tx: LedgerTx, to_account: str, blocks: tuple[UnitBlock, ...]
+) -> RegistryError | None:
+    """Why this registry would refuse a proposal, or None: the destination's validation."""
+    try:
+        [account] = ledger._lock(tx, ledger._account(tx, to_account))
+        account.ensure_can_receive()
+        if not blocks:
+            raise InvalidArgument("a transfer names at least one block")
+        present = [h.block for b in blocks for h in tx.overlapping(b.unit_class, b.serials)]
+        if present:
+            raise UnitsNotHeld(
+                f"serials already present in registry {ledger.registry}: "
+                + ", ".join(str(p) for p in present[:5]),
+                blocks=[p.to_dict() for p in present],
+            )
+    except RegistryError as error:
+        return error
+    return None
+
+
+def pin(
+    ledger: Ledger,
+    tx: LedgerTx,
+    work: Work,
+    transfer_id: str,
+    to_account: str,
+    blocks: tuple[UnitBlock, ...],
+) -> Account:
+    """Accept without crediting: the blocks arrive as incoming on the destination account."""
+    refusal = incoming_refusal(ledger, tx, to_account, blocks)
+    if refusal is not None:
+        raise refusal
+    account = ledger._account(tx, to_account)
+    place = Place(account.id, BlockState.INCOMING)
+    for block in blocks:
+        tx.insert_block(block, account.id, BlockState.INCOMING, transfer_id=transfer_id)
+        work.audit.arrive(block)
+        work.audit.put(block)
+        work.movements.append(Movement(block, None, place))
+    work.accounts.add(account.id)
+    work.detail.update(
+        transfer_id=transfer_id,
+        account=account.label,
+        quantity=sum(b.quantity for b in blocks),
+        blocks=[b.to_dict() for b in blocks],
+    )
+    return account
