@@ -58,7 +58,7 @@ from .domain.journal import Movement, Place
 from .domain.programs import ControlPeriod, ProgramCatalog
 from .domain.representatives import Representative, Right, Role, validate_roster
 from .domain.selection import Take, take_blocks, take_quantity
-from .domain.serials import UnitBlock, UnitClass, UnitType
+from .domain.serials import MAX_SERIAL, UnitBlock, UnitClass, UnitType
 from .storage.store import LedgerTx, Store
 
 Clock = Callable[[], datetime]
@@ -554,8 +554,10 @@ class Ledger:
                 )
             self.programs.get(command.program)
             period = str(ControlPeriod.parse(command.period))
-            if command.tons < 0:
-                raise InvalidArgument(f"emissions cannot be negative, got {command.tons}")
+            if not 0 <= command.tons <= MAX_SERIAL:
+                raise InvalidArgument(
+                    f"emissions must be between 0 and {MAX_SERIAL} tons, got {command.tons}"
+                )
             previous = tx.emissions(account.id, command.program, period)
             work.on_seq.append(
                 lambda seq: tx.set_emissions(account.id, command.program, period, command.tons, seq)
