@@ -154,55 +154,70 @@ class Ledger:
     def _run(
         self, command: Command, actor: Actor, body: Callable[[LedgerTx, Work], None], kind: str
     ) -> OperationResult:
-        fingerprint = _fingerprint(command, actor)
         attempt = 0
         while True:
             try:
                 with self.store.write() as tx:
-                    stored = tx.find_operation(command.operation_id)
-                    if stored is not None:
-                        if stored.fingerprint != fingerprint:
-                            raise IdempotencyConflict(
-                                f"operation id {command.operation_id} was already used for a "
-                                "different request",
-                                operation_id=command.operation_id,
-                            )
-                        return OperationResult.from_stored(stored.result)
-                    work = Work(kind, {})
-                    body(tx, work)
-                    check_transaction(tx, work.audit)
-                    at = timestamp(self.clock())
-                    record = tx.append_journal(
-                        operation_id=command.operation_id,
-                        kind=work.kind,
-                        actor=str(actor),
-                        recorded_at=at,
-                        detail=work.detail,
-                        movements=work.movements,
-                        accounts=sorted(work.accounts),
-                    )
-                    for write in work.on_seq:
-                        write(record.seq)
-                    labels: dict[int, str | None] = {}
-                    result = OperationResult(
-                        operation_id=command.operation_id,
-                        kind=work.kind,
-                        seq=record.seq,
-                        recorded_at=at,
-                        detail=work.detail,
-                        movements=tuple(self._describe(tx, m, labels) for m in work.movements),
-                    )
-                    stored_result = result.to_dict()
-                    stored_result.pop("replayed")
-                    tx.record_operation(
-                        command.operation_id, work.kind, fingerprint, stored_result, record.seq, at
-                    )
-                    return result
+                    return self.apply(tx, command, actor, kind, body)
             except RegistryError as error:
                 attempt += 1
                 if not error.retryable or attempt >= MAX_ATTEMPTS:
                     raise
                 time.sleep(random.uniform(0, 0.005 * 2**attempt))
+
+    def apply(
+        self,
+        tx: LedgerTx,
+        command: Command,
+        actor: Actor,
+        kind: str,
+        body: Callable[[LedgerTx, Work], None],
+    ) -> OperationResult:
+        """One operation inside a write transaction the caller opened (and retries).
+
+        For adapters whose own records must commit with the ledger change: the gateway reads
+        and locks its transfer record, decides, and applies the ledger change here, in one
+        transaction.
+        """
+        fingerprint = _fingerprint(command, actor)
+        stored = tx.find_operation(command.operation_id)
+        if stored is not None:
+            if stored.fingerprint != fingerprint:
+                raise IdempotencyConflict(
+                    f"operation id {command.operation_id} was already used for a different request",
+                    operation_id=command.operation_id,
+                )
+            return OperationResult.from_stored(stored.result)
+        work = Work(kind, {})
+        body(tx, work)
+        check_transaction(tx, work.audit)
+        at = timestamp(self.clock())
+        record = tx.append_journal(
+            operation_id=command.operation_id,
+            kind=work.kind,
+            actor=str(actor),
+            recorded_at=at,
+            detail=work.detail,
+            movements=work.movements,
+            accounts=sorted(work.accounts),
+        )
+        for write in work.on_seq:
+            write(record.seq)
+        labels: dict[int, str | None] = {}
+        result = OperationResult(
+            operation_id=command.operation_id,
+            kind=work.kind,
+            seq=record.seq,
+            recorded_at=at,
+            detail=work.detail,
+            movements=tuple(self._describe(tx, m, labels) for m in work.movements),
+        )
+        stored_result = result.to_dict()
+        stored_result.pop("replayed")
+        tx.record_operation(
+            command.operation_id, work.kind, fingerprint, stored_result, record.seq, at
+        )
+        return result
 
     def _describe(
         self, tx: LedgerTx, movement: Movement, labels: dict[int, str | None]
@@ -498,6 +513,11 @@ class Ledger:
         return self._run(command, actor, body, "issue")
 
     def transfer(self, command: Transfer, actor: Actor) -> OperationResult:
+        return self._run(command, actor, self.transfer_body(command, actor), "transfer")
+
+    def transfer_body(self, command: Transfer, actor: Actor) -> Callable[[LedgerTx, Work], None]:
+        """The body of :meth:`transfer`, for adapters that run it with :meth:`apply`."""
+
         def body(tx: LedgerTx, work: Work) -> None:
             source = self._account(tx, command.from_account)
             target = self._account(tx, command.to_account)
@@ -518,7 +538,7 @@ class Ledger:
                 memo=command.memo,
             )
 
-        return self._run(command, actor, body, "transfer")
+        return body
 
     def retire(self, command: Retire, actor: Actor) -> OperationResult:
         def body(tx: LedgerTx, work: Work) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from regfed.node.domain.serials import SerialRange, UnitBlock, UnitClass
+from regfed.node.domain.serials import UnitBlock
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +27,7 @@ class Lot:
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> Lot:
-        blocks = tuple(
-            UnitBlock(
-                UnitClass(b["issuer"], b["program"], b["unit_type"], int(b["vintage"])),
-                SerialRange(int(b["start"]), int(b["end"])),
-            )
-            for b in body["blocks"]
-        )
+        blocks = tuple(UnitBlock.from_dict(b) for b in body["blocks"])
         return cls(blocks, str(body["from_account"]), str(body["to_account"]))
 
 

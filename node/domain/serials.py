@@ -7,8 +7,10 @@ inclusive ranges; all arithmetic here is on range ends, so its cost never depend
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from .errors import InvalidArgument
 
@@ -112,6 +114,18 @@ class UnitBlock:
             "start": self.serials.start,
             "end": self.serials.end,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UnitBlock:
+        return cls(
+            UnitClass(
+                str(data["issuer"]),
+                str(data["program"]),
+                str(data["unit_type"]),
+                int(data["vintage"]),
+            ),
+            SerialRange(int(data["start"]), int(data["end"])),
+        )
 
     def __str__(self) -> str:
         return f"{self.unit_class.label()}:{self.serials}"

@@ -13,9 +13,11 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -248,10 +250,91 @@ deductions = Table(
 )
 Index("ix_deductions_account", deductions.c.account_id, deductions.c.program, deductions.c.period)
 
+# -- the gateway's records: interstate transfers, what to re-send, and every signed message ----
+
+# One row per transfer this registry takes part in (as source, destination, or both for an
+# intrastate transfer made through the client API). ``record`` is the protocol core's record.
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("transfer_id", String(64), primary_key=True),
+    Column("side", String(12), nullable=False),
+    Column("peer", String(8), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("settled", Boolean, nullable=False),
+    Column("record", Text, nullable=False),
+    Column("from_account", String(20), nullable=False),
+    Column("to_account", String(20), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("requested_by", String(160)),
+    Column("request_id", String(128)),
+    Column("request_fingerprint", String(64)),
+    Column("error_code", String(48)),
+    Column("error_message", Text),
+    Column("created_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    UniqueConstraint("requested_by", "request_id"),
+    CheckConstraint("side IN ('source', 'destination', 'local')", name="side"),
+    CheckConstraint(
+        "status IN ('proposed', 'accepted', 'completed', 'rejected', 'terminated', 'cancelled')",
+        name="status",
+    ),
+)
+Index("ix_transfers_settled", transfers.c.settled, transfers.c.side)
+
+# The one message of a transfer re-sent until acknowledged, as signed: byte for byte.
+transfer_outbox = Table(
+    "transfer_outbox",
+    metadata,
+    Column("transfer_id", String(64), ForeignKey("transfers.transfer_id"), primary_key=True),
+    Column("peer", String(8), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("sender", String(8), nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("written_at", Float, nullable=False),
+)
+
+# Every signed message sent or received, kept forever (append-only): the receipts.
+transfer_evidence = Table(
+    "transfer_evidence",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("transfer_id", String(64), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("sender", String(8), nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+    UniqueConstraint("transfer_id", "direction", "digest"),
+    CheckConstraint("direction IN ('sent', 'received')", name="direction"),
+)
+
+# Refused inputs (bad signatures, replays, wrong roles...): outside the ledger's digest.
+security_log = Table(
+    "security_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("recorded_at", String(32), nullable=False),
+    Column("peer", String(160), nullable=False),
+    Column("api", String(16), nullable=False),
+    Column("code", String(48), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("transfer_id", String(64)),
+)
+
 APPEND_ONLY_TABLES = (
     "journal_entries",
     "journal_movements",
     "journal_accounts",
     "issuances",
     "deductions",
+    "transfer_evidence",
+    "security_log",
 )

@@ -1,0 +1,171 @@
+"""One registry node as a process: its database, its gateway, its gRPC port, its re-drive loop.
+
+On start it upgrades the database, verifies the signed directory against the federation CA
+(refusing one older than it has seen), serves, and re-drives every transfer that is not settled.
+SIGTERM or SIGINT stop it cleanly; SIGKILL at any point loses nothing committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from cryptography import x509
+from grpc_reflection.v1alpha import reflection
+
+from regfed.certs.authority import load_signing_key
+from regfed.certs.directory import Directory, DirectoryError
+from regfed.node import open_registry
+
+from ._generated.client.v1 import client_pb2_grpc
+from ._generated.health.v1 import health_pb2_grpc
+from ._generated.peer.v1 import peer_pb2_grpc
+from .dispatch import Dispatcher
+from .service import DEFAULT_ASK_AFTER, DEFAULT_HOLD_SECONDS, Gateway
+from .transport import (
+    CLIENT_SERVICE,
+    HEALTH_SERVICE,
+    MAX_MESSAGE_BYTES,
+    PEER_SERVICE,
+    HealthService,
+    PeerService,
+    RegistryService,
+    Workers,
+    channel_credentials,
+    server_credentials,
+)
+
+log = logging.getLogger("regfed.node")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    registry: str
+    database: str
+    listen: str
+    ca: Path
+    certificate: Path
+    key: Path
+    signing_key: Path
+    directory: Path
+    hold_seconds: float = DEFAULT_HOLD_SECONDS
+    ask_after: float = DEFAULT_ASK_AFTER
+    redrive_interval: float = 1.0
+    reflection: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in self.__dict__.items()}
+
+
+def load_directory(config: NodeConfig) -> Directory:
+    ca = x509.load_pem_x509_certificate(config.ca.read_bytes())
+    return Directory.verify(json.loads(config.directory.read_text()), ca)
+
+
+class DirectoryWatch:
+    """Installs a newer signed directory when its file changes; an older one is refused."""
+
+    def __init__(self, config: NodeConfig, gateway: Gateway) -> None:
+        self.config = config
+        self.gateway = gateway
+        self.seen = config.directory.stat().st_mtime_ns
+
+    def poll(self) -> None:
+        mtime = self.config.directory.stat().st_mtime_ns
+        if mtime == self.seen:
+            return
+        self.seen = mtime
+        try:
+            directory = load_directory(self.config)
+            self.gateway.install_directory(directory)
+            log.info("directory version %d installed", directory.version)
+        except (DirectoryError, ValueError, OSError) as error:
+            log.error(
+                "directory file refused, keeping version %d: %s",
+                self.gateway.directory.version,
+                error,
+            )
+
+
+async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
+    registry = open_registry(config.database, config.registry)
+    gateway = Gateway(
+        registry,
+        load_signing_key(config.signing_key),
+        load_directory(config),
+        hold_seconds=config.hold_seconds,
+        ask_after=config.ask_after,
+    )
+    ca, cert, key = (p.read_bytes() for p in (config.ca, config.certificate, config.key))
+    workers = Workers()
+    dispatcher = Dispatcher(gateway, workers, channel_credentials(ca, cert, key))
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+    server = grpc.aio.server(options=options)
+    peer_pb2_grpc.add_PeerServicer_to_server(PeerService(gateway, workers), server)
+    client_pb2_grpc.add_RegistryServicer_to_server(
+        RegistryService(gateway, workers, dispatcher.submit), server
+    )
+    health = HealthService()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    if config.reflection:
+        names = (PEER_SERVICE, CLIENT_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
+    port = server.add_secure_port(config.listen, server_credentials(ca, cert, key))
+    if port == 0:
+        raise OSError(f"cannot listen on {config.listen}: is another node using that port?")
+    await server.start()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    watch = DirectoryWatch(config, gateway)
+
+    async def redrive() -> None:
+        while True:
+            await dispatcher.deliver(await workers.write(gateway.redrive))
+            await workers.write(watch.poll)
+            await asyncio.sleep(config.redrive_interval)
+
+    driver = loop.create_task(_logged(redrive()))
+    print(
+        json.dumps({"event": "ready", "registry": config.registry, "listen": config.listen}),
+        flush=True,
+    )
+    await stop.wait()
+    health.serving = False
+    driver.cancel()
+    await server.stop(grace=2.0)
+    await dispatcher.close()
+    workers.close()
+    registry.close()
+    print(json.dumps({"event": "stopped", "registry": config.registry}), flush=True)
+
+
+async def _logged(loop_body: Any) -> None:
+    try:
+        await loop_body
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("re-drive loop stopped")
+        raise
+
+
+def run(config: NodeConfig) -> int:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format=f"%(asctime)s {config.registry} %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(serve(config))
+    return 0

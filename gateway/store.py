@@ -1,0 +1,294 @@
+"""The gateway's persistence adapter: transfer records, the outbox, evidence, the security log.
+
+It works on the ledger's open transaction (:class:`LedgerTx`), so a protocol decision, its
+ledger change and its outbox row commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Row
+
+from regfed.node.storage import schema as t
+from regfed.node.storage.store import LedgerTx
+
+from .envelope import Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRow:
+    transfer_id: str
+    side: str
+    peer: str
+    status: str
+    settled: bool
+    record: dict[str, Any]
+    from_account: str
+    to_account: str
+    quantity: int
+    requested_by: str | None
+    request_id: str | None
+    request_fingerprint: str | None
+    error_code: str | None
+    error_message: str | None
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """One signed message as stored: the evidence of a transfer."""
+
+    transfer_id: str
+    direction: str
+    step: int
+    kind: str
+    digest: str
+    envelope: Envelope
+    recorded_at: str
+
+
+def _row(r: Row[Any]) -> TransferRow:
+    return TransferRow(
+        transfer_id=r.transfer_id,
+        side=r.side,
+        peer=r.peer,
+        status=r.status,
+        settled=bool(r.settled),
+        record=json.loads(r.record),
+        from_account=r.from_account,
+        to_account=r.to_account,
+        quantity=int(r.quantity),
+        requested_by=r.requested_by,
+        request_id=r.request_id,
+        request_fingerprint=r.request_fingerprint,
+        error_code=r.error_code,
+        error_message=r.error_message,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+def _envelope_values(envelope: Envelope) -> dict[str, Any]:
+    return {
+        "payload": envelope.payload,
+        "sender": envelope.sender,
+        "key_id": envelope.key_id,
+        "signature": envelope.signature,
+    }
+
+
+def _envelope(r: Row[Any]) -> Envelope:
+    return Envelope(bytes(r.payload), r.sender, r.key_id, bytes(r.signature))
+
+
+class GatewayRecords:
+    """Gateway tables on one open transaction."""
+
+    def __init__(self, tx: LedgerTx) -> None:
+        self.conn = tx.conn
+
+    # -- transfers -----------------------------------------------------------------------------
+
+    def transfer(self, transfer_id: str, *, lock: bool = False) -> TransferRow | None:
+        query = select(t.transfers).where(t.transfers.c.transfer_id == transfer_id)
+        if lock:
+            query = query.with_for_update()
+        row = self.conn.execute(query).one_or_none()
+        return None if row is None else _row(row)
+
+    def by_request(self, requested_by: str, request_id: str) -> TransferRow | None:
+        row = self.conn.execute(
+            select(t.transfers).where(
+                t.transfers.c.requested_by == requested_by,
+                t.transfers.c.request_id == request_id,
+            )
+        ).one_or_none()
+        return None if row is None else _row(row)
+
+    def insert_transfer(self, row: TransferRow) -> None:
+        values = {
+            "transfer_id": row.transfer_id,
+            "side": row.side,
+            "peer": row.peer,
+            "status": row.status,
+            "settled": row.settled,
+            "record": json.dumps(row.record, sort_keys=True),
+            "from_account": row.from_account,
+            "to_account": row.to_account,
+            "quantity": row.quantity,
+            "requested_by": row.requested_by,
+            "request_id": row.request_id,
+            "request_fingerprint": row.request_fingerprint,
+            "error_code": row.error_code,
+            "error_message": row.error_message,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+        }
+        self.conn.execute(insert(t.transfers).values(**values))
+
+    def update_transfer(
+        self,
+        transfer_id: str,
+        *,
+        status: str,
+        settled: bool,
+        record: dict[str, Any],
+        at: str,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "status": status,
+            "settled": settled,
+            "record": json.dumps(record, sort_keys=True),
+            "updated_at": at,
+        }
+        if error_code is not None:
+            values.update(error_code=error_code, error_message=error_message)
+        self.conn.execute(
+            update(t.transfers).where(t.transfers.c.transfer_id == transfer_id).values(**values)
+        )
+
+    def unsettled(self, side: str, limit: int = 500) -> list[TransferRow]:
+        rows = self.conn.execute(
+            select(t.transfers)
+            .where(t.transfers.c.settled.is_(False), t.transfers.c.side == side)
+            .order_by(t.transfers.c.created_at)
+            .limit(limit)
+        ).all()
+        return [_row(r) for r in rows]
+
+    def in_flight(self, side: str, status: str, limit: int = 500) -> list[TransferRow]:
+        rows = self.conn.execute(
+            select(t.transfers)
+            .where(t.transfers.c.side == side, t.transfers.c.status == status)
+            .order_by(t.transfers.c.created_at)
+            .limit(limit)
+        ).all()
+        return [_row(r) for r in rows]
+
+    def recent(self, limit: int = 50) -> list[TransferRow]:
+        rows = self.conn.execute(
+            select(t.transfers).order_by(t.transfers.c.created_at.desc()).limit(limit)
+        ).all()
+        return [_row(r) for r in rows]
+
+    # -- outbox --------------------------------------------------------------------------------
+
+    def put_outbox(
+        self, transfer_id: str, peer: str, step: int, kind: str, envelope: Envelope, now: float
+    ) -> None:
+        self.conn.execute(
+            delete(t.transfer_outbox).where(t.transfer_outbox.c.transfer_id == transfer_id)
+        )
+        self.conn.execute(
+            insert(t.transfer_outbox).values(
+                transfer_id=transfer_id,
+                peer=peer,
+                step=step,
+                kind=kind,
+                written_at=now,
+                **_envelope_values(envelope),
+            )
+        )
+
+    def clear_outbox(self, transfer_id: str) -> None:
+        self.conn.execute(
+            delete(t.transfer_outbox).where(t.transfer_outbox.c.transfer_id == transfer_id)
+        )
+
+    def outbox(self, transfer_ids: Iterable[str] | None = None) -> list[tuple[str, str, Envelope]]:
+        """(transfer id, peer, envelope) of every message waiting for its acknowledgement."""
+        query = select(t.transfer_outbox).order_by(t.transfer_outbox.c.written_at)
+        if transfer_ids is not None:
+            query = query.where(t.transfer_outbox.c.transfer_id.in_(list(transfer_ids)))
+        return [(r.transfer_id, r.peer, _envelope(r)) for r in self.conn.execute(query)]
+
+    # -- evidence ------------------------------------------------------------------------------
+
+    def has_evidence(self, transfer_id: str, direction: str, digest: str) -> bool:
+        return (
+            self.conn.execute(
+                select(t.transfer_evidence.c.id).where(
+                    t.transfer_evidence.c.transfer_id == transfer_id,
+                    t.transfer_evidence.c.direction == direction,
+                    t.transfer_evidence.c.digest == digest,
+                )
+            ).first()
+            is not None
+        )
+
+    def add_evidence(
+        self,
+        transfer_id: str,
+        direction: str,
+        step: int,
+        kind: str,
+        digest: str,
+        envelope: Envelope,
+        at: str,
+    ) -> None:
+        if self.has_evidence(transfer_id, direction, digest):
+            return
+        self.conn.execute(
+            insert(t.transfer_evidence).values(
+                transfer_id=transfer_id,
+                direction=direction,
+                step=step,
+                kind=kind,
+                digest=digest,
+                recorded_at=at,
+                **_envelope_values(envelope),
+            )
+        )
+
+    def sent(self, transfer_id: str, digest: str) -> Envelope | None:
+        row = self.conn.execute(
+            select(t.transfer_evidence).where(
+                t.transfer_evidence.c.transfer_id == transfer_id,
+                t.transfer_evidence.c.direction == "sent",
+                t.transfer_evidence.c.digest == digest,
+            )
+        ).one_or_none()
+        return None if row is None else _envelope(row)
+
+    def receipts(self, transfer_id: str) -> list[Receipt]:
+        rows = self.conn.execute(
+            select(t.transfer_evidence)
+            .where(t.transfer_evidence.c.transfer_id == transfer_id)
+            .order_by(t.transfer_evidence.c.id)
+        ).all()
+        return [
+            Receipt(
+                r.transfer_id, r.direction, r.step, r.kind, r.digest, _envelope(r), r.recorded_at
+            )
+            for r in rows
+        ]
+
+    # -- security log --------------------------------------------------------------------------
+
+    def log_refusal(
+        self, at: str, peer: str, api: str, code: str, message: str, transfer_id: str | None
+    ) -> None:
+        self.conn.execute(
+            insert(t.security_log).values(
+                recorded_at=at,
+                peer=peer[:160],
+                api=api,
+                code=code,
+                message=message[:2000],
+                transfer_id=transfer_id,
+            )
+        )
+
+    def security_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            select(t.security_log).order_by(t.security_log.c.id.desc()).limit(limit)
+        ).all()
+        return [dict(r._mapping) for r in rows]

@@ -1,0 +1,316 @@
+"""The gRPC boundary: mutual TLS, who the caller is, and the node's three services.
+
+Every port requires a client certificate at the handshake (``require_client_auth``) that chains
+to the federation CA; the caller's role and registry come from that certificate, never from a
+request field. Database work runs on one writer thread (SQLite serializes writers anyway) and a
+small reader pool, so the event loop only moves bytes. Refusals leave as gRPC error statuses
+with the stable code in the trailing metadata key ``regfed-code``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import grpc
+from cryptography import x509
+
+from regfed.certs.identity import Identity, Role
+from regfed.node import RegistryError
+from regfed.node.domain.commands import Selection
+from regfed.node.domain.serials import UnitBlock
+
+from ._generated.client.v1 import client_pb2, client_pb2_grpc
+from ._generated.health.v1 import health_pb2, health_pb2_grpc
+from ._generated.peer.v1 import peer_pb2, peer_pb2_grpc
+from .envelope import Envelope
+from .errors import GatewayError, status_of
+from .service import Gateway, Outbound
+from .store import GatewayRecords
+from .trading import Trading, TransferRequest, TransferView, actor_of
+
+T = TypeVar("T")
+CODE_KEY = "regfed-code"
+MAX_MESSAGE_BYTES = 256 * 1024
+PEER_SERVICE = "regfed.peer.v1.Peer"
+CLIENT_SERVICE = "regfed.client.v1.Registry"
+HEALTH_SERVICE = "grpc.health.v1.Health"
+Send = Callable[[list[Outbound]], None]
+
+
+class Workers:
+    """Where blocking database work runs: one writer, a few readers."""
+
+    def __init__(self) -> None:
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="regfed-writer")
+        self.readers = ThreadPoolExecutor(2, thread_name_prefix="regfed-reader")
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.readers, fn, *args)
+
+    def close(self) -> None:
+        self.writer.shutdown(wait=True)
+        self.readers.shutdown(wait=True)
+
+
+def server_credentials(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> grpc.ServerCredentials:
+    return grpc.ssl_server_credentials(
+        [(key_pem, cert_pem)], root_certificates=ca_pem, require_client_auth=True
+    )
+
+
+def channel_credentials(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> grpc.ChannelCredentials:
+    return grpc.ssl_channel_credentials(
+        root_certificates=ca_pem, private_key=key_pem, certificate_chain=cert_pem
+    )
+
+
+def caller(context: grpc.aio.ServicerContext[Any, Any]) -> Identity:
+    """The identity in the verified TLS client certificate."""
+    pems = context.auth_context().get("x509_pem_cert")
+    if not pems:
+        raise GatewayError("NO_CLIENT_CERTIFICATE", "a client certificate is required")
+    try:
+        return Identity.of_certificate(x509.load_pem_x509_certificate(pems[0]))
+    except ValueError as error:
+        raise GatewayError("CERTIFICATE_REFUSED", str(error)) from None
+
+
+async def refuse(context: grpc.aio.ServicerContext[Any, Any], error: Exception) -> Any:
+    status, code, message = status_of(error)
+    await context.abort(
+        grpc.StatusCode[status], f"{code}: {message}", trailing_metadata=((CODE_KEY, code),)
+    )
+
+
+def to_pb(envelope: Envelope) -> peer_pb2.Envelope:
+    return peer_pb2.Envelope(
+        payload=envelope.payload,
+        sender=envelope.sender,
+        key_id=envelope.key_id,
+        signature=envelope.signature,
+    )
+
+
+def from_pb(envelope: peer_pb2.Envelope) -> Envelope:
+    return Envelope(envelope.payload, envelope.sender, envelope.key_id, envelope.signature)
+
+
+def _guarded(
+    handler: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[T]],
+) -> Callable[[Any, Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[T]]:
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> T:
+        try:
+            return await handler(self, request, context)  # type: ignore[call-arg]
+        except (GatewayError, RegistryError) as error:
+            return await refuse(context, error)  # type: ignore[no-any-return]
+
+    return wrapper  # type: ignore[return-value]
+
+
+class PeerService(peer_pb2_grpc.PeerServicer):
+    def __init__(self, gateway: Gateway, workers: Workers) -> None:
+        self.gateway = gateway
+        self.workers = workers
+
+    async def _deliver(
+        self, request: peer_pb2.Envelope, context: grpc.aio.ServicerContext[Any, Any], api: str
+    ) -> peer_pb2.ExchangeReply:
+        identity = caller(context)
+        replies = await self.workers.write(self.gateway.receive, from_pb(request), identity, api)
+        return peer_pb2.ExchangeReply(replies=[to_pb(e) for e in replies])
+
+    @_guarded
+    async def Exchange(  # noqa: N802 - the generated servicer's names
+        self, request: peer_pb2.Envelope, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> peer_pb2.ExchangeReply:
+        return await self._deliver(request, context, "peer")
+
+    @_guarded
+    async def Status(  # noqa: N802
+        self, request: peer_pb2.Envelope, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> peer_pb2.ExchangeReply:
+        return await self._deliver(request, context, "peer-status")
+
+
+def _block(d: dict[str, Any], state: str = "") -> client_pb2.Block:
+    return client_pb2.Block(
+        issuer=str(d["issuer"]),
+        program=str(d["program"]),
+        unit_type=str(d["unit_type"]),
+        vintage=int(d["vintage"]),
+        start=int(d["start"]),
+        end=int(d["end"]),
+        state=state,
+    )
+
+
+def transfer_pb(view: TransferView) -> client_pb2.Transfer:
+    return client_pb2.Transfer(
+        transfer_id=view.transfer_id,
+        status=view.status,
+        settled=view.settled,
+        from_account=view.from_account,
+        to_account=view.to_account,
+        blocks=[_block(b) for b in view.blocks],
+        error_code=view.error_code,
+        error_message=view.error_message,
+        quantity=view.quantity,
+        request_id=view.request_id,
+        side=view.side,
+    )
+
+
+def selection_of(request: client_pb2.ProposeTransferRequest) -> Selection:
+    blocks = tuple(
+        UnitBlock.from_dict(
+            {
+                "issuer": b.issuer,
+                "program": b.program,
+                "unit_type": b.unit_type,
+                "vintage": b.vintage,
+                "start": b.start,
+                "end": b.end,
+            }
+        )
+        for b in request.blocks
+    )
+    return Selection(
+        quantity=request.quantity or None,
+        program=request.program or None,
+        unit_type=request.unit_type or None,
+        vintage=request.vintage or None,
+        blocks=blocks,
+    )
+
+
+class RegistryService(client_pb2_grpc.RegistryServicer):
+    """The client API: traders, administrators and (read-only) the oversight node."""
+
+    def __init__(self, gateway: Gateway, workers: Workers, send: Send) -> None:
+        self.gateway = gateway
+        self.trading = Trading(gateway)
+        self.workers = workers
+        self.send = send
+
+    def _actor(self, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        identity = caller(context)
+        if identity.role is Role.REGISTRY:
+            raise GatewayError("WRONG_ROLE", "a registry node certificate has no client API")
+        return actor_of(identity, self.gateway.me)
+
+    @_guarded
+    async def ListHoldings(  # noqa: N802
+        self, request: client_pb2.ListHoldingsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> client_pb2.ListHoldingsReply:
+        actor = self._actor(context)
+        holdings = await self.workers.read(
+            self.gateway.registry.queries.holdings, request.account, actor
+        )
+        return client_pb2.ListHoldingsReply(
+            account=holdings.account,
+            blocks=[_block(h.block, h.state) for h in holdings.blocks],
+        )
+
+    @_guarded
+    async def ProposeTransfer(  # noqa: N802
+        self,
+        request: client_pb2.ProposeTransferRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> client_pb2.Transfer:
+        actor = self._actor(context)
+        proposal = TransferRequest(
+            request.request_id, request.from_account, request.to_account, selection_of(request)
+        )
+        view, outbound = await self.workers.write(self.trading.propose, actor, proposal)
+        self.send(outbound)
+        return transfer_pb(view)
+
+    @_guarded
+    async def GetTransfer(  # noqa: N802
+        self, request: client_pb2.GetTransferRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> client_pb2.Transfer:
+        actor = self._actor(context)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(max(request.wait_ms, 0), 600_000) / 1000
+        pause = 0.005
+        while True:
+            view = await self.workers.read(self.trading.view, actor, request.transfer_id)
+            if view.settled or loop.time() >= deadline:
+                return transfer_pb(view)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+    @_guarded
+    async def CancelTransfer(  # noqa: N802
+        self,
+        request: client_pb2.CancelTransferRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> client_pb2.Transfer:
+        actor = self._actor(context)
+        if actor.kind.value == "oversight":
+            raise GatewayError("READ_ONLY", "the oversight node reads; it cannot cancel")
+        view, outbound = await self.workers.write(self.trading.cancel, actor, request.transfer_id)
+        self.send(outbound)
+        return transfer_pb(view)
+
+    @_guarded
+    async def GetReceipts(  # noqa: N802
+        self, request: client_pb2.GetReceiptsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> client_pb2.GetReceiptsReply:
+        actor = self._actor(context)
+        view = await self.workers.read(self.trading.view, actor, request.transfer_id)
+        receipts = await self.workers.read(
+            self.gateway.read, lambda tx: GatewayRecords(tx).receipts(request.transfer_id)
+        )
+        return client_pb2.GetReceiptsReply(
+            transfer=transfer_pb(view),
+            receipts=[
+                client_pb2.Receipt(
+                    direction=r.direction,
+                    step=r.step,
+                    kind=r.kind,
+                    payload=r.envelope.payload,
+                    sender=r.envelope.sender,
+                    key_id=r.envelope.key_id,
+                    signature=r.envelope.signature,
+                    recorded_at=r.recorded_at,
+                )
+                for r in receipts
+            ],
+        )
+
+
+class HealthService(health_pb2_grpc.HealthServicer):
+    SERVICES = ("", PEER_SERVICE, CLIENT_SERVICE)
+
+    def __init__(self) -> None:
+        self.serving = True
+
+    def _status(self, service: str) -> int:
+        if service not in self.SERVICES:
+            return health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+        if self.serving:
+            return health_pb2.HealthCheckResponse.SERVING
+        return health_pb2.HealthCheckResponse.NOT_SERVING
+
+    async def Check(  # noqa: N802
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> health_pb2.HealthCheckResponse:
+        return health_pb2.HealthCheckResponse(status=self._status(request.service))  # type: ignore[arg-type]
+
+    async def Watch(  # noqa: N802
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[health_pb2.HealthCheckResponse]:
+        last = None
+        while True:
+            status = self._status(request.service)
+            if status != last:
+                yield health_pb2.HealthCheckResponse(status=status)  # type: ignore[arg-type]
+                last = status
+            await asyncio.sleep(1.0)
