@@ -60,7 +60,7 @@ class ProposeTransferRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., from_account: _Optional[str] = ..., to_account: _Optional[str] = ..., quantity: _Optional[int] = ..., program: _Optional[str] = ..., unit_type: _Optional[str] = ..., vintage: _Optional[int] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ...) -> None: ...
 
 class Transfer(_message.Message):
-    __slots__ = ("transfer_id", "status", "settled", "from_account", "to_account", "blocks", "error_code", "error_message")
+    __slots__ = ("transfer_id", "status", "settled", "from_account", "to_account", "blocks", "error_code", "error_message", "quantity", "request_id", "side")
     TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     SETTLED_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +69,9 @@ class Transfer(_message.Message):
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SIDE_FIELD_NUMBER: _ClassVar[int]
     transfer_id: str
     status: str
     settled: bool
@@ -77,7 +80,10 @@ class Transfer(_message.Message):
     blocks: _containers.RepeatedCompositeFieldContainer[Block]
     error_code: str
     error_message: str
-    def __init__(self, transfer_id: _Optional[str] = ..., status: _Optional[str] = ..., settled: _Optional[bool] = ..., from_account: _Optional[str] = ..., to_account: _Optional[str] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
+    quantity: int
+    request_id: str
+    side: str
+    def __init__(self, transfer_id: _Optional[str] = ..., status: _Optional[str] = ..., settled: _Optional[bool] = ..., from_account: _Optional[str] = ..., to_account: _Optional[str] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., quantity: _Optional[int] = ..., request_id: _Optional[str] = ..., side: _Optional[str] = ...) -> None: ...
 
 class GetTransferRequest(_message.Message):
     __slots__ = ("transfer_id", "wait_ms")
@@ -92,3 +98,37 @@ class CancelTransferRequest(_message.Message):
     TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
     transfer_id: str
     def __init__(self, transfer_id: _Optional[str] = ...) -> None: ...
+
+class Receipt(_message.Message):
+    __slots__ = ("direction", "step", "kind", "payload", "sender", "key_id", "signature", "recorded_at")
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    direction: str
+    step: int
+    kind: str
+    payload: bytes
+    sender: str
+    key_id: str
+    signature: bytes
+    recorded_at: str
+    def __init__(self, direction: _Optional[str] = ..., step: _Optional[int] = ..., kind: _Optional[str] = ..., payload: _Optional[bytes] = ..., sender: _Optional[str] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., recorded_at: _Optional[str] = ...) -> None: ...
+
+class GetReceiptsRequest(_message.Message):
+    __slots__ = ("transfer_id",)
+    TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
+    transfer_id: str
+    def __init__(self, transfer_id: _Optional[str] = ...) -> None: ...
+
+class GetReceiptsReply(_message.Message):
+    __slots__ = ("transfer", "receipts")
+    TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    RECEIPTS_FIELD_NUMBER: _ClassVar[int]
+    transfer: Transfer
+    receipts: _containers.RepeatedCompositeFieldContainer[Receipt]
+    def __init__(self, transfer: _Optional[_Union[Transfer, _Mapping]] = ..., receipts: _Optional[_Iterable[_Union[Receipt, _Mapping]]] = ...) -> None: ...

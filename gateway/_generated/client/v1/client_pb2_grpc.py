@@ -55,6 +55,11 @@ class RegistryStub:
                 request_serializer=client_dot_v1_dot_client__pb2.CancelTransferRequest.SerializeToString,
                 response_deserializer=client_dot_v1_dot_client__pb2.Transfer.FromString,
                 _registered_method=True)
+        self.GetReceipts = channel.unary_unary(
+                '/regfed.client.v1.Registry/GetReceipts',
+                request_serializer=client_dot_v1_dot_client__pb2.GetReceiptsRequest.SerializeToString,
+                response_deserializer=client_dot_v1_dot_client__pb2.GetReceiptsReply.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -84,6 +89,12 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReceipts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -106,6 +117,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.CancelTransfer,
                     request_deserializer=client_dot_v1_dot_client__pb2.CancelTransferRequest.FromString,
                     response_serializer=client_dot_v1_dot_client__pb2.Transfer.SerializeToString,
+            ),
+            'GetReceipts': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReceipts,
+                    request_deserializer=client_dot_v1_dot_client__pb2.GetReceiptsRequest.FromString,
+                    response_serializer=client_dot_v1_dot_client__pb2.GetReceiptsReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -216,6 +232,33 @@ class Registry:
             '/regfed.client.v1.Registry/CancelTransfer',
             client_dot_v1_dot_client__pb2.CancelTransferRequest.SerializeToString,
             client_dot_v1_dot_client__pb2.Transfer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReceipts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/regfed.client.v1.Registry/GetReceipts',
+            client_dot_v1_dot_client__pb2.GetReceiptsRequest.SerializeToString,
+            client_dot_v1_dot_client__pb2.GetReceiptsReply.FromString,
             options,
             channel_credentials,
             insecure,

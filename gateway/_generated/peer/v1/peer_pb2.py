@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12peer/v1/peer.proto\x12\x0eregfed.peer.v1\"N\n\x08\x45nvelope\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"(\n\x07Refusal\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"w\n\rExchangeReply\x12/\n\x07replies\x18\x01 \x01(\x0b\x32\x1c.regfed.peer.v1.EnvelopeListH\x00\x12*\n\x07refused\x18\x02 \x01(\x0b\x32\x17.regfed.peer.v1.RefusalH\x00\x42\t\n\x07outcome\";\n\x0c\x45nvelopeList\x12+\n\tenvelopes\x18\x01 \x03(\x0b\x32\x18.regfed.peer.v1.Envelope2\x8e\x01\n\x04Peer\x12\x43\n\x08\x45xchange\x12\x18.regfed.peer.v1.Envelope\x1a\x1d.regfed.peer.v1.ExchangeReply\x12\x41\n\x06Status\x12\x18.regfed.peer.v1.Envelope\x1a\x1d.regfed.peer.v1.ExchangeReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12peer/v1/peer.proto\x12\x0eregfed.peer.v1\"N\n\x08\x45nvelope\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\x0c\":\n\rExchangeReply\x12)\n\x07replies\x18\x01 \x03(\x0b\x32\x18.regfed.peer.v1.Envelope2\x8e\x01\n\x04Peer\x12\x43\n\x08\x45xchange\x12\x18.regfed.peer.v1.Envelope\x1a\x1d.regfed.peer.v1.ExchangeReply\x12\x41\n\x06Status\x12\x18.regfed.peer.v1.Envelope\x1a\x1d.regfed.peer.v1.ExchangeReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,12 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ENVELOPE']._serialized_start=38
   _globals['_ENVELOPE']._serialized_end=116
-  _globals['_REFUSAL']._serialized_start=118
-  _globals['_REFUSAL']._serialized_end=158
-  _globals['_EXCHANGEREPLY']._serialized_start=160
-  _globals['_EXCHANGEREPLY']._serialized_end=279
-  _globals['_ENVELOPELIST']._serialized_start=281
-  _globals['_ENVELOPELIST']._serialized_end=340
-  _globals['_PEER']._serialized_start=343
-  _globals['_PEER']._serialized_end=485
+  _globals['_EXCHANGEREPLY']._serialized_start=118
+  _globals['_EXCHANGEREPLY']._serialized_end=176
+  _globals['_PEER']._serialized_start=179
+  _globals['_PEER']._serialized_end=321
 # @@protoc_insertion_point(module_scope)

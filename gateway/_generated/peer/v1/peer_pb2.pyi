@@ -19,24 +19,8 @@ class Envelope(_message.Message):
     signature: bytes
     def __init__(self, payload: _Optional[bytes] = ..., sender: _Optional[str] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
-class Refusal(_message.Message):
-    __slots__ = ("code", "message")
-    CODE_FIELD_NUMBER: _ClassVar[int]
-    MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    code: str
-    message: str
-    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
-
 class ExchangeReply(_message.Message):
-    __slots__ = ("replies", "refused")
+    __slots__ = ("replies",)
     REPLIES_FIELD_NUMBER: _ClassVar[int]
-    REFUSED_FIELD_NUMBER: _ClassVar[int]
-    replies: EnvelopeList
-    refused: Refusal
-    def __init__(self, replies: _Optional[_Union[EnvelopeList, _Mapping]] = ..., refused: _Optional[_Union[Refusal, _Mapping]] = ...) -> None: ...
-
-class EnvelopeList(_message.Message):
-    __slots__ = ("envelopes",)
-    ENVELOPES_FIELD_NUMBER: _ClassVar[int]
-    envelopes: _containers.RepeatedCompositeFieldContainer[Envelope]
-    def __init__(self, envelopes: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ...) -> None: ...
+    replies: _containers.RepeatedCompositeFieldContainer[Envelope]
+    def __init__(self, replies: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ...) -> None: ...
