@@ -22,6 +22,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from .identity import Identity, Role
 
 VALIDITY = dt.timedelta(days=825)
+LOOPBACK = ("localhost", "127.0.0.1")
+
+
+def host_name(host: str) -> x509.GeneralName:
+    """An IP address SAN for a literal address, else a DNS name (what TLS clients check)."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return x509.DNSName(host)
 
 
 def _name(common_name: str) -> x509.Name:
@@ -42,7 +51,7 @@ def write_private(path: Path, data: bytes) -> None:
     os.chmod(path, 0o600)
 
 
-def _pem_key(key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) -> bytes:
+def pem_key(key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -50,7 +59,7 @@ def _pem_key(key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) -> byt
     )
 
 
-def _pem_cert(cert: x509.Certificate) -> bytes:
+def pem_cert(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
@@ -87,19 +96,26 @@ class Authority:
         cert = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
         return cls(key, cert)
 
+    @staticmethod
+    def load_certificate(folder: Path) -> x509.Certificate:
+        """The CA certificate alone: all a node (or anyone checking a signature) needs."""
+        return x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
+
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "ca.pem").write_bytes(_pem_cert(self.certificate))
-        write_private(folder / "ca.key", _pem_key(self.key))
+        (folder / "ca.pem").write_bytes(pem_cert(self.certificate))
+        write_private(folder / "ca.key", pem_key(self.key))
 
-    def issue(self, identity: Identity, public_key: ec.EllipticCurvePublicKey) -> x509.Certificate:
-        """A TLS certificate for ``identity``: client and server use, loopback names."""
+    def issue(
+        self,
+        identity: Identity,
+        public_key: ec.EllipticCurvePublicKey,
+        hosts: tuple[str, ...] = LOOPBACK,
+    ) -> x509.Certificate:
+        """A TLS certificate for ``identity``: client and server use, valid for ``hosts``."""
         now = dt.datetime.now(dt.UTC)
-        names: list[x509.GeneralName] = [
-            x509.UniformResourceIdentifier(identity.uri),
-            x509.DNSName("localhost"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        ]
+        names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.uri)]
+        names.extend(host_name(h) for h in hosts)
         return (
             x509.CertificateBuilder()
             .subject_name(
@@ -148,10 +164,10 @@ def issue_node(authority: Authority, identity: Identity, folder: Path) -> NodeCr
     folder.mkdir(parents=True, exist_ok=True)
     tls_key = ec.generate_private_key(ec.SECP256R1())
     cert = authority.issue(identity, tls_key.public_key())
-    (folder / "tls.pem").write_bytes(_pem_cert(cert))
-    write_private(folder / "tls.key", _pem_key(tls_key))
+    (folder / "tls.pem").write_bytes(pem_cert(cert))
+    write_private(folder / "tls.key", pem_key(tls_key))
     signing = ed25519.Ed25519PrivateKey.generate()
-    write_private(folder / "signing.key", _pem_key(signing))
+    write_private(folder / "signing.key", pem_key(signing))
     (folder / "signing.pub").write_bytes(
         signing.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

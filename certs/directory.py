@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -128,3 +129,35 @@ class Directory:
                 "already accepted",
             )
         return self
+
+
+def accept(
+    signed: dict[str, str], ca_certificate: x509.Certificate, highest_seen: int
+) -> Directory:
+    """What a node does with a directory it receives: verify the signature, refuse an older one.
+
+    Pure, so a node can keep ``highest_seen`` wherever it keeps its state (its database) and
+    store ``result.version`` in the same transaction that starts using the directory.
+    """
+    return Directory.verify(signed, ca_certificate).replacing(highest_seen)
+
+
+class DirectoryState:
+    """The highest directory version accepted, kept in a small file (for tools without a DB)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def highest(self) -> int:
+        if not self.path.exists():
+            return 0
+        return int(self.path.read_text().strip() or 0)
+
+    def accept(self, signed: dict[str, str], ca_certificate: x509.Certificate) -> Directory:
+        directory = accept(signed, ca_certificate, self.highest())
+        if directory.version > self.highest():
+            # Write then rename: a crash leaves the old number or the new, never an empty file.
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(f"{directory.version}\n")
+            tmp.replace(self.path)
+        return directory
