@@ -11,7 +11,7 @@ from sqlalchemy import exc as sa_exc
 from regfed import __version__
 from regfed.node import RegistryError
 
-from . import _bench, _certs, _demo, _ledger, _sim
+from . import _bench, _certs, _demo, _ledger, _node, _sim, _transfer
 from ._output import EXIT_FAILED, report_error
 
 
@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     _bench.register(commands)
     _sim.register(commands)
     _certs.register(commands)
+    _node.register(commands)
+    _transfer.register(commands)
     return parser
 
 

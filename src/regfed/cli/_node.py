@@ -1,0 +1,120 @@
+"""``regfed node run`` (one registry node) and ``regfed up`` (a local federation of them)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from regfed.gateway.daemon import run
+from regfed.local import FEDERATION_ENV, Federation, LocalFederation, create_federation
+from regfed.local.processes import NodeFailed
+
+from ._output import EXIT_FAILED, emit_json, table
+
+
+def add_federation_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--federation",
+        type=Path,
+        default=None,
+        help=f"the federation.json written by `regfed up` (default: ${FEDERATION_ENV})",
+    )
+
+
+def register(commands: Any) -> None:
+    node = commands.add_parser("node", help="run one registry node (gRPC gateway over mTLS)")
+    sub = node.add_subparsers(dest="node_command", required=True, metavar="ACTION")
+    p = sub.add_parser("run", help="serve one registry of a federation until SIGTERM/Ctrl-C")
+    add_federation_option(p)
+    p.add_argument("--registry", required=True, help="which registry of the federation")
+    p.add_argument("--reflection", action="store_true", help="switch gRPC server reflection on")
+    p.set_defaults(handler=_run)
+
+    up = commands.add_parser(
+        "up", help="start a local federation: one node process per registry, until Ctrl-C"
+    )
+    up.add_argument("dir", type=Path, help="where certificates, databases and logs live")
+    up.add_argument("--registries", default="PA,NY,NJ", help="comma-separated codes")
+    up.add_argument("--oversight", default="EPA")
+    up.add_argument("--base-port", type=int, default=50_051)
+    up.add_argument(
+        "--hold-seconds", type=float, default=None, help="pre-commit hold (default 24 hours)"
+    )
+    up.add_argument("--reflection", action="store_true", help="switch gRPC server reflection on")
+    up.add_argument("--json", action="store_true")
+    up.set_defaults(handler=_up)
+
+
+def _run(args: argparse.Namespace) -> int:
+    federation = Federation.load(args.federation)
+    overrides = {"reflection": True} if args.reflection else {}
+    return run(federation.node_config(args.registry, **overrides))
+
+
+def _codes(text: str) -> list[str]:
+    codes = [c.strip().upper() for c in text.split(",") if c.strip()]
+    if not codes:
+        raise ValueError("--registries names at least one registry code")
+    return codes
+
+
+def _up(args: argparse.Namespace) -> int:
+    settings: dict[str, Any] = {}
+    if args.hold_seconds is not None:
+        settings["hold_seconds"] = args.hold_seconds
+    if args.reflection:
+        settings["reflection"] = True
+    federation = create_federation(
+        args.dir.resolve(),
+        _codes(args.registries),
+        oversight=args.oversight.upper(),
+        base_port=args.base_port,
+        settings=settings,
+    )
+    local = LocalFederation(federation)
+    stopping = False
+
+    def stop(_signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        local.start()
+    except NodeFailed as error:
+        local.stop()
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    nodes = [
+        {
+            "registry": code,
+            "endpoint": federation.endpoint(code),
+            "pid": str(local.processes[code].pid),
+            "log": str(federation.folder / code / "node.log"),
+        }
+        for code in federation.registries
+    ]
+    if args.json:
+        emit_json({"federation": str(federation.file), "nodes": nodes})
+    else:
+        print(table(nodes, ["registry", "endpoint", "pid", "log"]))
+        print(f"\nfederation file: {federation.file}")
+        print(f"  use it: export {FEDERATION_ENV}={federation.file}")
+        print("  then e.g. `regfed transfer holdings --registry PA ACCOUNT`; Ctrl-C stops all")
+    sys.stdout.flush()
+    while not stopping:
+        dead = [code for code in federation.registries if not local.alive(code)]
+        if dead:
+            print(f"error: node {', '.join(dead)} exited; stopping the federation", file=sys.stderr)
+            local.stop()
+            return EXIT_FAILED
+        time.sleep(0.2)
+    codes = local.stop()
+    if not args.json:
+        print("stopped: " + ", ".join(f"{c} (exit {rc})" for c, rc in codes.items()))
+    return 0

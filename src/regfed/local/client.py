@@ -1,0 +1,140 @@
+"""A synchronous client of a node's client API, over mutual TLS with a role's credential."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from regfed.certs.identity import Role
+from regfed.gateway._generated.client.v1 import client_pb2, client_pb2_grpc
+from regfed.gateway.transport import CODE_KEY, channel_credentials
+
+from .federation import Federation
+
+
+class TransferFailed(Exception):
+    """A refusal from the node: its gRPC status, the stable code, the message."""
+
+    def __init__(self, status: str, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "code": self.code, "message": self.message}
+
+
+def transfer_dict(t: client_pb2.Transfer) -> dict[str, Any]:
+    return {
+        "transfer_id": t.transfer_id,
+        "side": t.side,
+        "status": t.status,
+        "settled": t.settled,
+        "from_account": t.from_account,
+        "to_account": t.to_account,
+        "quantity": t.quantity,
+        "blocks": [block_dict(b) for b in t.blocks],
+        "error_code": t.error_code,
+        "error_message": t.error_message,
+        "request_id": t.request_id,
+    }
+
+
+def block_dict(b: client_pb2.Block) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "issuer": b.issuer,
+        "program": b.program,
+        "unit_type": b.unit_type,
+        "vintage": b.vintage,
+        "start": b.start,
+        "end": b.end,
+    }
+    if b.state:
+        out["state"] = b.state
+    return out
+
+
+@dataclass
+class RegistryClient:
+    federation: Federation
+    registry: str
+    role: Role = Role.TRADER
+    person: str | None = None
+    timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        chain, key = self.federation.credential(self.registry, self.role, self.person)
+        credentials = channel_credentials(
+            self.federation.ca.read_bytes(), chain.read_bytes(), key.read_bytes()
+        )
+        self.channel = grpc.secure_channel(self.federation.endpoint(self.registry), credentials)
+        self.stub = client_pb2_grpc.RegistryStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        try:
+            return method(request, timeout=timeout or self.timeout)
+        except grpc.RpcError as error:
+            metadata = dict(error.trailing_metadata() or ())  # type: ignore[attr-defined]
+            code = str(metadata.get(CODE_KEY, error.code().name))  # type: ignore[attr-defined]
+            details = str(error.details() or "")  # type: ignore[attr-defined]
+            message = details.split(": ", 1)[-1] if details.startswith(code) else details
+            raise TransferFailed(error.code().name, code, message) from None  # type: ignore[attr-defined]
+
+    def holdings(self, account: str) -> list[dict[str, Any]]:
+        reply = self._call(self.stub.ListHoldings, client_pb2.ListHoldingsRequest(account=account))
+        return [block_dict(b) for b in reply.blocks]
+
+    def propose(
+        self,
+        from_account: str,
+        to_account: str,
+        *,
+        quantity: int = 0,
+        program: str = "",
+        unit_type: str = "",
+        vintage: int = 0,
+        blocks: list[dict[str, Any]] | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        request = client_pb2.ProposeTransferRequest(
+            request_id=request_id or uuid.uuid4().hex,
+            from_account=from_account,
+            to_account=to_account,
+            quantity=quantity,
+            program=program,
+            unit_type=unit_type,
+            vintage=vintage,
+            blocks=[client_pb2.Block(**b) for b in blocks or []],
+        )
+        return transfer_dict(self._call(self.stub.ProposeTransfer, request))
+
+    def get(self, transfer_id: str, wait_ms: int = 0) -> dict[str, Any]:
+        request = client_pb2.GetTransferRequest(transfer_id=transfer_id, wait_ms=wait_ms)
+        return transfer_dict(
+            self._call(self.stub.GetTransfer, request, self.timeout + wait_ms / 1000)
+        )
+
+    def wait_settled(self, transfer_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
+        return self.get(transfer_id, wait_ms=int(timeout_s * 1000))
+
+    def cancel(self, transfer_id: str) -> dict[str, Any]:
+        request = client_pb2.CancelTransferRequest(transfer_id=transfer_id)
+        return transfer_dict(self._call(self.stub.CancelTransfer, request))
+
+    def receipts(self, transfer_id: str) -> client_pb2.GetReceiptsReply:
+        request = client_pb2.GetReceiptsRequest(transfer_id=transfer_id)
+        reply: client_pb2.GetReceiptsReply = self._call(self.stub.GetReceipts, request)
+        return reply

@@ -1,0 +1,155 @@
+"""``federation.json``: where a local federation's nodes listen, and which credential each CLI
+role uses. The signed membership directory is a separate file; this one is only a map.
+
+Paths inside the file are relative to the file's folder, so the folder can move.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from regfed.certs.directory import Directory
+from regfed.certs.identity import Role
+from regfed.certs.local import BASE_PORT, LOCAL_ADMINISTRATOR, LOCAL_TRADER, init_federation
+from regfed.gateway.daemon import NodeConfig, load_directory
+
+FEDERATION_ENV = "REGFED_FEDERATION"
+FORMAT = "regfed-federation/1"
+ROLE_FOLDERS = {Role.ADMINISTRATOR: "administrators", Role.TRADER: "traders"}
+
+
+@dataclass(frozen=True)
+class Federation:
+    file: Path
+    data: dict[str, Any]
+
+    @classmethod
+    def load(cls, file: Path | str | None = None) -> Federation:
+        path = Path(file or os.environ.get(FEDERATION_ENV, ""))
+        if not str(path) or not path.is_file():
+            raise FileNotFoundError(
+                f"no federation file at {path or '(none given)'}: pass --federation FILE or set "
+                f"{FEDERATION_ENV}; `regfed up DIR` writes DIR/federation.json"
+            )
+        data = json.loads(path.read_text())
+        if data.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a {FORMAT} file")
+        return cls(path, data)
+
+    @property
+    def folder(self) -> Path:
+        return self.file.parent
+
+    def path(self, relative: str) -> Path:
+        return self.folder / relative
+
+    @property
+    def registries(self) -> list[str]:
+        return list(self.data["nodes"])
+
+    @property
+    def ca(self) -> Path:
+        return self.path(self.data["ca"])
+
+    @property
+    def certs(self) -> Path:
+        return self.path(self.data["certs"])
+
+    def directory(self) -> Directory:
+        return load_directory(self.node_config(self.registries[0]))
+
+    def endpoint(self, code: str) -> str:
+        return str(self.data["nodes"][self._code(code)]["endpoint"])
+
+    def _code(self, code: str) -> str:
+        code = code.upper()
+        if code not in self.data["nodes"]:
+            raise ValueError(
+                f"registry {code} is not in {self.file}; it has {', '.join(self.registries)}"
+            )
+        return code
+
+    def node_config(self, code: str, **overrides: Any) -> NodeConfig:
+        code = self._code(code)
+        node = self.data["nodes"][code]
+        settings = {**self.data.get("settings", {}), **overrides}
+        return NodeConfig(
+            registry=code,
+            database=_database(self.folder, node["database"]),
+            listen=node["endpoint"],
+            ca=self.ca,
+            certificate=self.certs / code / "tls.pem",
+            key=self.certs / code / "tls.key",
+            signing_key=self.certs / code / "signing.key",
+            directory=self.path(self.data["directory"]),
+            **settings,
+        )
+
+    def credential(self, code: str, role: Role, person: str | None = None) -> tuple[Path, Path]:
+        """(certificate chain, private key) a CLI user presents at ``code``'s client API."""
+        code = self._code(code)
+        if role is Role.REGISTRY:
+            return self.certs / code / "tls.pem", self.certs / code / "tls.key"
+        name = person or (LOCAL_ADMINISTRATOR if role is Role.ADMINISTRATOR else LOCAL_TRADER)
+        folder = self.certs / code / ROLE_FOLDERS[role] / name
+        if not (folder / "chain.pem").is_file():
+            raise FileNotFoundError(
+                f"no {role.value} credential for {name} at {code} ({folder}); issue one with "
+                f"`regfed certs {'trader' if role is Role.TRADER else 'admin'} issue`"
+            )
+        return folder / "chain.pem", folder / "tls.key"
+
+
+def _database(folder: Path, database: str) -> str:
+    if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
+        return f"sqlite:///{folder / database.removeprefix('sqlite:///')}"
+    return database
+
+
+def create_federation(
+    folder: Path,
+    registries: list[str],
+    *,
+    oversight: str = "EPA",
+    base_port: int = BASE_PORT,
+    databases: dict[str, str] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> Federation:
+    """Credentials on first use, then ``federation.json``; an existing federation is reused."""
+    file = folder / "federation.json"
+    if file.is_file():
+        federation = Federation.load(file)
+        missing = sorted(set(registries) - set(federation.registries))
+        if missing:
+            raise ValueError(
+                f"{folder} holds a federation of {', '.join(federation.registries)}; "
+                f"{', '.join(missing)} cannot join it this way: use another folder"
+            )
+        return federation
+    folder.mkdir(parents=True, exist_ok=True)
+    certs = folder / "certs"
+    summary = init_federation(certs, registries, oversight, base_port)
+    endpoints = {m["code"]: m["endpoint"] for m in summary["members"]}
+    data = {
+        "format": FORMAT,
+        "ca": "certs/ca.pem",
+        "certs": "certs",
+        "directory": "certs/directory.json",
+        "oversight": oversight,
+        "settings": settings or {},
+        "nodes": {
+            code: {
+                "endpoint": endpoints[code],
+                "database": (databases or {}).get(code, f"sqlite:///{code}/registry.db"),
+            }
+            for code in registries
+        },
+    }
+    for code in registries:
+        (folder / code).mkdir(exist_ok=True)
+    file.write_text(json.dumps(data, indent=2) + "\n")
+    return Federation(file, data)
