@@ -6,8 +6,8 @@ version is the current one plus one, signed with the CA key and written over ``d
 they have accepted, so an old directory cannot be replayed to undo a suspension or a removal.
 
 Status rules: suspend an active member; reinstate a suspended one; remove an active or suspended
-one. Removal is final: a removed code cannot be reinstated or signed in again (a state that
-rejoins does so under a code the federation agrees on, with new keys).
+one. Removal ends the member's keys: a removed member cannot be reinstated, and signing a new
+request for it needs an explicit re-admission (``readmit``) with keys it has never used before.
 """
 
 from __future__ import annotations
@@ -47,15 +47,22 @@ def publish(folder: Path, change: Callable[[Directory], Directory]) -> Directory
     return changed
 
 
-def with_member(directory: Directory, member: Member) -> Directory:
-    """Add ``member``, or replace its certificate, endpoint and key; its status is kept."""
+def with_member(directory: Directory, member: Member, *, readmit: bool = False) -> Directory:
+    """Add ``member``, or replace its certificate, endpoint and key; its status is kept.
+
+    A removed member comes back (active) only with ``readmit`` and a new signing key.
+    """
     existing = directory.member(member.code)
     if existing is None:
         return Directory(directory.version, (*directory.members, member))
     if existing.status is MemberStatus.REMOVED:
-        raise DirectoryError(
-            "MEMBER_REMOVED", f"{member.code} was removed from the federation; removal is final"
-        )
+        if not readmit:
+            raise DirectoryError("MEMBER_REMOVED", f"{member.code} was removed from the federation")
+        if existing.signing_key == member.signing_key:
+            raise DirectoryError(
+                "KEY_REUSED", f"{member.code} must rejoin with keys it has never used before"
+            )
+        existing = replace(existing, status=MemberStatus.ACTIVE)
     if existing.role is not member.role:
         raise DirectoryError(
             "ROLE_MISMATCH",
@@ -87,7 +94,7 @@ def with_status(directory: Directory, code: str, status: MemberStatus) -> Direct
     if member is None:
         raise DirectoryError("UNKNOWN_MEMBER", f"{code} is not in directory v{directory.version}")
     if member.status is MemberStatus.REMOVED:
-        raise DirectoryError("MEMBER_REMOVED", f"{code} was removed; removal is final")
+        raise DirectoryError("MEMBER_REMOVED", f"cannot {_VERB[status]} {code}: it was removed")
     if member.status not in _ALLOWED[status]:
         raise DirectoryError(
             "STATUS_UNCHANGED" if member.status is status else "STATUS_NOT_ALLOWED",

@@ -282,12 +282,13 @@ def check_intermediate_csr(
 
 
 def sign_request(
-    request_folder: Path, authority_folder: Path, out: Path | None = None
+    request_folder: Path, authority_folder: Path, out: Path | None = None, *, readmit: bool = False
 ) -> dict[str, Any]:
     """Certificates for a checked request, and a new directory version with the member in it.
 
     Reads only the public files (``request.json`` and the CSRs); writes ``tls.pem``, ``ca.pem``
-    and ``intermediate/intermediate.pem`` to ``out`` (default: the request folder).
+    and ``intermediate/intermediate.pem`` to ``out`` (default: the request folder). A removed
+    member is admitted again only with ``readmit``.
     """
     authority = Authority.load(authority_folder)
     request = read_request(request_folder)
@@ -312,7 +313,7 @@ def sign_request(
     )
 
     def add(directory: Directory) -> Directory:
-        return with_member(directory, member)
+        return with_member(directory, member, readmit=readmit)
 
     intermediate = (
         None

@@ -39,7 +39,11 @@ HINTS = {
     "FILE_EXISTS": "use a fresh folder; existing keys are never overwritten",
     "NOT_FOUND": "check the folder: --authority is the folder holding ca.pem and ca.key",
     "INVALID": "check the arguments (regfed certs --help)",
-    "MEMBER_REMOVED": "removal is final; the state rejoins under a new code with new keys",
+    "MEMBER_REMOVED": (
+        "a removed member is not reinstated; to admit it again, it makes a new request "
+        "(`regfed certs request`) and the authority signs it with --readmit"
+    ),
+    "KEY_REUSED": "the state makes a new request (`regfed certs request`) in a fresh folder",
     "UNKNOWN_MEMBER": "see the members with `regfed directory show --authority DIR`",
     "STATUS_UNCHANGED": "nothing to publish: the member already has that status",
     "STATUS_NOT_ALLOWED": "suspend an active member, reinstate a suspended one",
@@ -98,6 +102,7 @@ def register(commands: Any) -> None:
     p.add_argument("request_dir", type=Path)
     p.add_argument("--authority", required=True, type=Path, help="folder with ca.pem, ca.key")
     p.add_argument("--out", type=Path, help="where to write the certificates (default: request)")
+    p.add_argument("--readmit", action="store_true", help="admit a removed member again")
     _common(p, _sign)
 
     p = sub.add_parser("intermediate", help="create a registry's intermediate CA (local path)")
@@ -241,7 +246,7 @@ def _request(args: argparse.Namespace) -> int:
 
 
 def _sign(args: argparse.Namespace) -> int:
-    summary = sign_request(args.request_dir, args.authority, args.out)
+    summary = sign_request(args.request_dir, args.authority, args.out, readmit=args.readmit)
     if args.json:
         emit_json(summary)
     else:
@@ -306,9 +311,10 @@ def _revoke(role: Role, args: argparse.Namespace) -> int:
             raise ValueError(f"{folder} issued no {role.value} certificate to {args.person!r}")
     crl = revoke(folder, serials)
     number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    revoked = [f"{s:x}" for s in serials]
     summary = {
         "ok": True,
-        "revoked": [f"{s:x}" for s in serials],
+        "revoked": revoked,
         "crl": str(folder / "crl.pem"),
         "crl_number": number,
         "listed": len(crl),
@@ -316,7 +322,7 @@ def _revoke(role: Role, args: argparse.Namespace) -> int:
     if args.json:
         emit_json(summary)
     else:
-        print(f"revoked {', '.join(summary['revoked'])}")
+        print(f"revoked {', '.join(revoked)}")
         print(f"signed revocation list {summary['crl']} (number {number}, {len(crl)} entries)")
         print("  next: give the new crl.pem to the registry's node; it refuses them from now on")
     return 0
