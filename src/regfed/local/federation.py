@@ -94,6 +94,9 @@ class Federation:
         code = self._code(code)
         if role is Role.REGISTRY:
             return self.certs / code / "tls.pem", self.certs / code / "tls.key"
+        if role is Role.OVERSIGHT:
+            oversight = str(self.data["oversight"])
+            return self.certs / oversight / "tls.pem", self.certs / oversight / "tls.key"
         name = person or (LOCAL_ADMINISTRATOR if role is Role.ADMINISTRATOR else LOCAL_TRADER)
         folder = self.certs / code / ROLE_FOLDERS[role] / name
         if not (folder / "chain.pem").is_file():

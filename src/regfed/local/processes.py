@@ -89,12 +89,23 @@ class LocalFederation:
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
         process.wait()
+        self._release(code)
+
+    def _release(self, code: str) -> None:
+        process = self.processes[code]
+        if process.stdout is not None and not process.stdout.closed:
+            process.stdout.close()
+        log = self.logs.get(code)
+        if log is not None and not log.closed:
+            log.close()
 
     def wait_exit(self, code: str, timeout: float) -> int | None:
         try:
-            return self.processes[code].wait(timeout)
+            status = self.processes[code].wait(timeout)
         except subprocess.TimeoutExpired:
             return None
+        self._release(code)
+        return status
 
     def restart(self, code: str, env: Mapping[str, str] | None = None) -> None:
         self.kill(code)
@@ -114,10 +125,7 @@ class LocalFederation:
             except subprocess.TimeoutExpired:
                 process.kill()
                 codes[code] = process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
-        for log in self.logs.values():
-            log.close()
+            self._release(code)
         return codes
 
     def __enter__(self) -> LocalFederation:
