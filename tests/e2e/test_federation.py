@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-
 from federation_support import audit, fund, open_account, running_federation, statuses
+
 from regfed.certs.identity import Role
 from regfed.local import Federation, LocalFederation, RegistryClient, TransferFailed
 
