@@ -76,11 +76,6 @@ def with_member(directory: Directory, member: Member, *, readmit: bool = False) 
     )
 
 
-_ALLOWED = {
-    MemberStatus.SUSPENDED: (MemberStatus.ACTIVE,),
-    MemberStatus.ACTIVE: (MemberStatus.SUSPENDED,),
-    MemberStatus.REMOVED: (MemberStatus.ACTIVE, MemberStatus.SUSPENDED),
-}
 _VERB = {
     MemberStatus.SUSPENDED: "suspend",
     MemberStatus.ACTIVE: "reinstate",
@@ -95,11 +90,8 @@ def with_status(directory: Directory, code: str, status: MemberStatus) -> Direct
         raise DirectoryError("UNKNOWN_MEMBER", f"{code} is not in directory v{directory.version}")
     if member.status is MemberStatus.REMOVED:
         raise DirectoryError("MEMBER_REMOVED", f"cannot {_VERB[status]} {code}: it was removed")
-    if member.status not in _ALLOWED[status]:
-        raise DirectoryError(
-            "STATUS_UNCHANGED" if member.status is status else "STATUS_NOT_ALLOWED",
-            f"cannot {_VERB[status]} {code}: it is {member.status.value}",
-        )
+    if member.status is status:
+        raise DirectoryError("STATUS_UNCHANGED", f"cannot {_VERB[status]} {code}: it is {status}")
     return Directory(
         directory.version,
         tuple(replace(m, status=status) if m.code == code else m for m in directory.members),

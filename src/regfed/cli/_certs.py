@@ -37,7 +37,7 @@ Handler = Callable[[argparse.Namespace], int]
 # What to do next, for every refusal a certs or directory command can print.
 HINTS = {
     "FILE_EXISTS": "use a fresh folder; existing keys are never overwritten",
-    "NOT_FOUND": "check the folder: --authority is the folder holding ca.pem and ca.key",
+    "NOT_FOUND": "check the path",
     "INVALID": "check the arguments (regfed certs --help)",
     "MEMBER_REMOVED": (
         "a removed member is not reinstated; to admit it again, it makes a new request "
@@ -46,7 +46,6 @@ HINTS = {
     "KEY_REUSED": "the state makes a new request (`regfed certs request`) in a fresh folder",
     "UNKNOWN_MEMBER": "see the members with `regfed directory show --authority DIR`",
     "STATUS_UNCHANGED": "nothing to publish: the member already has that status",
-    "STATUS_NOT_ALLOWED": "suspend an active member, reinstate a suspended one",
     "ROLE_MISMATCH": "a code keeps its role; request with the role the directory has",
     "DIRECTORY_BAD_SIGNATURE": "this directory.json was not signed by this folder's CA",
     "DIRECTORY_MALFORMED": "restore directory.json from the authority's history/ folder",
@@ -174,15 +173,38 @@ def _refusals(handler: Handler) -> Handler:
         except FileExistsError as error:
             return _report(args, "FILE_EXISTS", str(error), EXIT_FAILED)
         except FileNotFoundError as error:
-            return _report(args, "NOT_FOUND", f"{error.strerror}: {error.filename}", EXIT_FAILED)
+            message = f"{error.strerror}: {error.filename}"
+            return _report(args, "NOT_FOUND", message, EXIT_FAILED, _missing(str(error.filename)))
         except ValueError as error:
             return _report(args, "INVALID", str(error), EXIT_FAILED)
 
     return run
 
 
-def _report(args: argparse.Namespace, code: str, message: str, status: int) -> int:
-    hint = HINTS.get(code, "")
+# A missing file's name says which step was skipped.
+MISSING = {
+    "ca.key": "--authority is the folder holding ca.pem and ca.key (`regfed certs authority`)",
+    "ca.pem": "--authority is the folder holding ca.pem and ca.key (`regfed certs authority`)",
+    "directory.json": "no directory published here yet: `regfed certs authority DIR` makes one",
+    "request.json": "the state makes its request first: `regfed certs request DIR ...`",
+    "tls.csr": "the state makes its request first: `regfed certs request DIR ...`",
+    "intermediate.csr": "the state makes its request first: `regfed certs request DIR ...`",
+    "intermediate.key": (
+        "no intermediate there: `regfed certs intermediate --authority DIR --registry CODE`, "
+        "or the request folder's intermediate/ once the authority has signed it"
+    ),
+    "intermediate.pem": "the authority has not signed this registry's request yet (`certs sign`)",
+}
+
+
+def _missing(filename: str) -> str:
+    return MISSING.get(Path(filename).name, HINTS["NOT_FOUND"])
+
+
+def _report(
+    args: argparse.Namespace, code: str, message: str, status: int, hint: str | None = None
+) -> int:
+    hint = hint or HINTS.get(code, "")
     if args.json:
         emit_json({"ok": False, "error": {"code": code, "message": message, "hint": hint}})
     else:
