@@ -427,7 +427,9 @@ class Gateway:
         out: list[Outbound] = []
         rows = self.read(lambda tx: GatewayRecords(tx).unsettled("source"))
         for row in rows:
-            out += self.write(lambda tx, row=row: self._tick_source(tx, row.transfer_id))
+            effect, sent = self.write(lambda tx, row=row: self._tick_source(tx, row.transfer_id))
+            self.hooks.reach(effect, "after-commit")
+            out += sent
         doubtful = self.read(lambda tx: GatewayRecords(tx).in_flight("destination", "accepted"))
         for row in doubtful:
             record = destination_from_dict(row.record)
@@ -437,20 +439,22 @@ class Gateway:
                 out.append(Outbound(record.source, "status", envelope))
         return out
 
-    def _tick_source(self, tx: LedgerTx, transfer_id: str) -> list[Outbound]:
+    def _tick_source(self, tx: LedgerTx, transfer_id: str) -> tuple[str | None, list[Outbound]]:
         records = GatewayRecords(tx)
         row = records.transfer(transfer_id, lock=True)
         if row is None or row.settled:
-            return []
+            return None, []
         record = source_from_dict(row.record)
         if record.status is TransferStatus.PROPOSED and not self._active(record.destination):
             decided = source.cancel(record, f"registry {record.destination} is not active")
         else:
             decided = source.tick(record, self.clock())
         if decided is None or isinstance(decided, Refusal):
-            return []
+            return None, []
         applied = self._apply_source(tx, record, decided, None)
-        return [Outbound(record.destination, "exchange", e) for e in applied.replies]
+        return applied.effect, [
+            Outbound(record.destination, "exchange", e) for e in applied.replies
+        ]
 
     def answer(self, peer: str, envelopes: list[Envelope]) -> list[Outbound]:
         """Handle a peer's replies to what we sent; what to send it next. Never raises."""

@@ -338,7 +338,9 @@ class Trading:
             out = [Outbound(row.peer, "exchange", e) for e in applied.replies]
             return TransferView.of(records.transfer(transfer_id) or _missing(transfer_id)), out
 
-        return gateway.write(body)
+        view, outbound = gateway.write(body)
+        gateway.hooks.reach("source-void", "after-commit")
+        return view, outbound
 
     def view(self, actor: Actor, transfer_id: str) -> TransferView:
         return self.gateway.read(
