@@ -8,6 +8,7 @@ replies to the transport. Refusals change nothing but a line in the security log
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -55,6 +56,8 @@ DEFAULT_HOLD_SECONDS = 24 * 3600.0
 DEFAULT_ASK_AFTER = 30.0
 MAX_ATTEMPTS = 8
 DIRECTORY_VERSION = "directory_version"
+#: A message in the outbox is re-sent by the re-drive only once it is this old (seconds).
+RESEND_AFTER = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,7 +430,9 @@ class Gateway:
         out: list[Outbound] = []
         rows = self.read(lambda tx: GatewayRecords(tx).unsettled("source"))
         for row in rows:
-            effect, sent = self.write(lambda tx, row=row: self._tick_source(tx, row.transfer_id))
+            effect, sent = self.write(
+                functools.partial(self._tick_source, transfer_id=row.transfer_id)
+            )
             self.hooks.reach(effect, "after-commit")
             out += sent
         doubtful = self.read(lambda tx: GatewayRecords(tx).in_flight("destination", "accepted"))
@@ -435,9 +440,12 @@ class Gateway:
             record = destination_from_dict(row.record)
             query = destination.tick(record, self.clock(), self.ask_after)
             if query is not None:
-                envelope = self.write(lambda tx, q=query: self.signed(GatewayRecords(tx), q))
+                envelope = self.write(functools.partial(self._sign_query, message=query))
                 out.append(Outbound(record.source, "status", envelope))
         return out
+
+    def _sign_query(self, tx: LedgerTx, message: Message) -> Envelope:
+        return self.signed(GatewayRecords(tx), message)
 
     def _tick_source(self, tx: LedgerTx, transfer_id: str) -> tuple[str | None, list[Outbound]]:
         records = GatewayRecords(tx)
@@ -445,12 +453,18 @@ class Gateway:
         if row is None or row.settled:
             return None, []
         record = source_from_dict(row.record)
+        decided: Decision[SourceRecord] | Refusal | None
         if record.status is TransferStatus.PROPOSED and not self._active(record.destination):
             decided = source.cancel(record, f"registry {record.destination} is not active")
         else:
             decided = source.tick(record, self.clock())
         if decided is None or isinstance(decided, Refusal):
             return None, []
+        if (
+            decided.record == record
+            and records.outbox_age(transfer_id, self.clock()) < RESEND_AFTER
+        ):
+            return None, []  # just sent: the answer is probably on its way
         applied = self._apply_source(tx, record, decided, None)
         return applied.effect, [
             Outbound(record.destination, "exchange", e) for e in applied.replies

@@ -198,6 +198,14 @@ class GatewayRecords:
             )
         )
 
+    def outbox_age(self, transfer_id: str, now: float) -> float:
+        written = self.conn.execute(
+            select(t.transfer_outbox.c.written_at).where(
+                t.transfer_outbox.c.transfer_id == transfer_id
+            )
+        ).scalar_one_or_none()
+        return float("inf") if written is None else now - float(written)
+
     def clear_outbox(self, transfer_id: str) -> None:
         self.conn.execute(
             delete(t.transfer_outbox).where(t.transfer_outbox.c.transfer_id == transfer_id)

@@ -10,6 +10,7 @@ with the stable code in the trailing metadata key ``regfed-code``.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -32,6 +33,9 @@ from .store import GatewayRecords
 from .trading import Trading, TransferRequest, TransferView, actor_of
 
 T = TypeVar("T")
+S = TypeVar("S")
+R = TypeVar("R")
+Context = Any  # grpc.aio.ServicerContext: grpc ships no type information
 CODE_KEY = "regfed-code"
 MAX_MESSAGE_BYTES = 256 * 1024
 PEER_SERVICE = "regfed.peer.v1.Peer"
@@ -70,7 +74,7 @@ def channel_credentials(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> grpc.
     )
 
 
-def caller(context: grpc.aio.ServicerContext[Any, Any]) -> Identity:
+def caller(context: Context) -> Identity:
     """The identity in the verified TLS client certificate."""
     pems = context.auth_context().get("x509_pem_cert")
     if not pems:
@@ -81,7 +85,7 @@ def caller(context: grpc.aio.ServicerContext[Any, Any]) -> Identity:
         raise GatewayError("CERTIFICATE_REFUSED", str(error)) from None
 
 
-async def refuse(context: grpc.aio.ServicerContext[Any, Any], error: Exception) -> Any:
+async def refuse(context: Context, error: Exception) -> None:
     status, code, message = status_of(error)
     await context.abort(
         grpc.StatusCode[status], f"{code}: {message}", trailing_metadata=((CODE_KEY, code),)
@@ -102,15 +106,19 @@ def from_pb(envelope: peer_pb2.Envelope) -> Envelope:
 
 
 def _guarded(
-    handler: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[T]],
-) -> Callable[[Any, Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[T]]:
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> T:
-        try:
-            return await handler(self, request, context)  # type: ignore[call-arg]
-        except (GatewayError, RegistryError) as error:
-            return await refuse(context, error)  # type: ignore[no-any-return]
+    handler: Callable[[S, R, Context], Awaitable[T]],
+) -> Callable[[S, R, Context], Awaitable[T]]:
+    """Refusals leave as gRPC statuses with their code; nothing else is caught here."""
 
-    return wrapper  # type: ignore[return-value]
+    @functools.wraps(handler)
+    async def wrapper(self: S, request: R, context: Context) -> T:
+        try:
+            return await handler(self, request, context)
+        except (GatewayError, RegistryError) as error:
+            await refuse(context, error)
+            raise AssertionError("abort always raises") from error
+
+    return wrapper
 
 
 class PeerService(peer_pb2_grpc.PeerServicer):
@@ -119,7 +127,7 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         self.workers = workers
 
     async def _deliver(
-        self, request: peer_pb2.Envelope, context: grpc.aio.ServicerContext[Any, Any], api: str
+        self, request: peer_pb2.Envelope, context: Context, api: str
     ) -> peer_pb2.ExchangeReply:
         identity = caller(context)
         replies = await self.workers.write(self.gateway.receive, from_pb(request), identity, api)
@@ -127,13 +135,13 @@ class PeerService(peer_pb2_grpc.PeerServicer):
 
     @_guarded
     async def Exchange(  # noqa: N802 - the generated servicer's names
-        self, request: peer_pb2.Envelope, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: peer_pb2.Envelope, context: Context
     ) -> peer_pb2.ExchangeReply:
         return await self._deliver(request, context, "peer")
 
     @_guarded
     async def Status(  # noqa: N802
-        self, request: peer_pb2.Envelope, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: peer_pb2.Envelope, context: Context
     ) -> peer_pb2.ExchangeReply:
         return await self._deliver(request, context, "peer-status")
 
@@ -198,7 +206,7 @@ class RegistryService(client_pb2_grpc.RegistryServicer):
         self.workers = workers
         self.send = send
 
-    def _actor(self, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    def _actor(self, context: Context) -> Any:
         identity = caller(context)
         if identity.role is Role.REGISTRY:
             raise GatewayError("WRONG_ROLE", "a registry node certificate has no client API")
@@ -206,7 +214,7 @@ class RegistryService(client_pb2_grpc.RegistryServicer):
 
     @_guarded
     async def ListHoldings(  # noqa: N802
-        self, request: client_pb2.ListHoldingsRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: client_pb2.ListHoldingsRequest, context: Context
     ) -> client_pb2.ListHoldingsReply:
         actor = self._actor(context)
         holdings = await self.workers.read(
@@ -221,7 +229,7 @@ class RegistryService(client_pb2_grpc.RegistryServicer):
     async def ProposeTransfer(  # noqa: N802
         self,
         request: client_pb2.ProposeTransferRequest,
-        context: grpc.aio.ServicerContext[Any, Any],
+        context: Context,
     ) -> client_pb2.Transfer:
         actor = self._actor(context)
         proposal = TransferRequest(
@@ -233,7 +241,7 @@ class RegistryService(client_pb2_grpc.RegistryServicer):
 
     @_guarded
     async def GetTransfer(  # noqa: N802
-        self, request: client_pb2.GetTransferRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: client_pb2.GetTransferRequest, context: Context
     ) -> client_pb2.Transfer:
         actor = self._actor(context)
         loop = asyncio.get_running_loop()
@@ -250,7 +258,7 @@ class RegistryService(client_pb2_grpc.RegistryServicer):
     async def CancelTransfer(  # noqa: N802
         self,
         request: client_pb2.CancelTransferRequest,
-        context: grpc.aio.ServicerContext[Any, Any],
+        context: Context,
     ) -> client_pb2.Transfer:
         actor = self._actor(context)
         if actor.kind.value == "oversight":
@@ -261,7 +269,7 @@ class RegistryService(client_pb2_grpc.RegistryServicer):
 
     @_guarded
     async def GetReceipts(  # noqa: N802
-        self, request: client_pb2.GetReceiptsRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: client_pb2.GetReceiptsRequest, context: Context
     ) -> client_pb2.GetReceiptsReply:
         actor = self._actor(context)
         view = await self.workers.read(self.trading.view, actor, request.transfer_id)
@@ -300,12 +308,12 @@ class HealthService(health_pb2_grpc.HealthServicer):
         return health_pb2.HealthCheckResponse.NOT_SERVING
 
     async def Check(  # noqa: N802
-        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: health_pb2.HealthCheckRequest, context: Context
     ) -> health_pb2.HealthCheckResponse:
         return health_pb2.HealthCheckResponse(status=self._status(request.service))  # type: ignore[arg-type]
 
     async def Watch(  # noqa: N802
-        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: health_pb2.HealthCheckRequest, context: Context
     ) -> AsyncIterator[health_pb2.HealthCheckResponse]:
         last = None
         while True:

@@ -4,6 +4,7 @@ table changes (digest before and after; refusals go to the security log, outside
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -85,10 +86,10 @@ def refused(federation: Federation, call: Callable[[], Any], status: str, code: 
     before = digest(federation, "NY")
     with pytest.raises(grpc.RpcError) as error:
         call()
-    assert error.value.code().name == status, error.value.details()  # type: ignore[attr-defined]
+    assert error.value.code().name == status, error.value.details()
     if code is not None:
-        metadata = dict(error.value.trailing_metadata() or ())  # type: ignore[attr-defined]
-        assert metadata.get(CODE_KEY) == code, error.value.details()  # type: ignore[attr-defined]
+        metadata = dict(error.value.trailing_metadata() or ())
+        assert metadata.get(CODE_KEY) == code, error.value.details()
         assert security_codes(federation, "NY")[-1] == code
     assert digest(federation, "NY") == before
 
@@ -124,7 +125,7 @@ def test_plaintext_and_certificateless_connections_are_refused(fed: Running) -> 
         stub = peer_pb2_grpc.PeerStub(channel)
         refused(
             federation,
-            lambda s=stub: s.Exchange(peer_pb2.Envelope(), timeout=5),
+            functools.partial(stub.Exchange, peer_pb2.Envelope(), timeout=5),
             "UNAVAILABLE",
             None,
         )
@@ -176,7 +177,9 @@ def test_envelope_and_signature_refusals(fed: Running, world: dict[str, Any]) ->
         (seal(b"x" * 70_000, "PA", pa_key(federation)), "PA", "RESOURCE_EXHAUSTED", "OVERSIZED"),
     ]
     for envelope, as_code, status, code in cases:
-        refused(federation, lambda e=envelope, a=as_code: exchange(federation, e, a), status, code)
+        refused(
+            federation, functools.partial(exchange, federation, envelope, as_code), status, code
+        )
     huge = seal(b"x" * 300_000, "PA", pa_key(federation))
     refused(federation, lambda: exchange(federation, huge), "RESOURCE_EXHAUSTED", None)
 
@@ -229,7 +232,7 @@ def test_protocol_refusals(fed: Running, world: dict[str, Any]) -> None:
         (chained, "FAILED_PRECONDITION", "BROKEN_CHAIN"),
     ):
         envelope = seal(message.encode(), "PA", key)
-        refused(federation, lambda e=envelope: exchange(federation, e), status, code)
+        refused(federation, functools.partial(exchange, federation, envelope), status, code)
     raw = json.dumps(wrong_step, sort_keys=True, separators=(",", ":")).encode()
     refused(
         federation,

@@ -87,11 +87,11 @@ class RegistryClient:
         try:
             return method(request, timeout=timeout or self.timeout)
         except grpc.RpcError as error:
-            metadata = dict(error.trailing_metadata() or ())  # type: ignore[attr-defined]
-            code = str(metadata.get(CODE_KEY, error.code().name))  # type: ignore[attr-defined]
-            details = str(error.details() or "")  # type: ignore[attr-defined]
+            metadata = dict(error.trailing_metadata() or ())
+            code = str(metadata.get(CODE_KEY, error.code().name))
+            details = str(error.details() or "")
             message = details.split(": ", 1)[-1] if details.startswith(code) else details
-            raise TransferFailed(error.code().name, code, message) from None  # type: ignore[attr-defined]
+            raise TransferFailed(error.code().name, code, message) from None
 
     def holdings(self, account: str) -> list[dict[str, Any]]:
         reply = self._call(self.stub.ListHoldings, client_pb2.ListHoldingsRequest(account=account))
