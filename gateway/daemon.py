@@ -34,6 +34,7 @@ from .transport import (
     HEALTH_SERVICE,
     MAX_MESSAGE_BYTES,
     PEER_SERVICE,
+    Callers,
     HealthService,
     PeerService,
     RegistryService,
@@ -59,9 +60,14 @@ class NodeConfig:
     ask_after: float = DEFAULT_ASK_AFTER
     redrive_interval: float = 1.0
     reflection: bool = False
+    #: Revocation lists of the registry intermediates whose people may call this node.
+    crls: tuple[Path, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in self.__dict__.items()}
+        return {
+            k: str(v) if isinstance(v, Path) else [str(p) for p in v] if k == "crls" else v
+            for k, v in self.__dict__.items()
+        }
 
 
 def load_directory(config: NodeConfig) -> Directory:
@@ -111,9 +117,10 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ]
     server = grpc.aio.server(options=options)
-    peer_pb2_grpc.add_PeerServicer_to_server(PeerService(gateway, workers), server)
+    callers = Callers(config.ca, config.crls)
+    peer_pb2_grpc.add_PeerServicer_to_server(PeerService(gateway, workers, callers), server)
     client_pb2_grpc.add_RegistryServicer_to_server(
-        RegistryService(gateway, workers, dispatcher.submit), server
+        RegistryService(gateway, workers, callers, dispatcher.submit), server
     )
     health = HealthService()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

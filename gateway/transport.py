@@ -13,12 +13,15 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 from cryptography import x509
 
 from regfed.certs.identity import Identity, Role
+from regfed.certs.intermediate import load_crl
+from regfed.certs.verify import CertificateRefused, identity_of_peer_chain
 from regfed.node import RegistryError
 from regfed.node.domain.commands import Selection
 from regfed.node.domain.serials import UnitBlock
@@ -74,15 +77,38 @@ def channel_credentials(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> grpc.
     )
 
 
-def caller(context: Context) -> Identity:
-    """The identity in the verified TLS client certificate."""
-    pems = context.auth_context().get("x509_pem_cert")
-    if not pems:
-        raise GatewayError("NO_CLIENT_CERTIFICATE", "a client certificate is required")
-    try:
-        return Identity.of_certificate(x509.load_pem_x509_certificate(pems[0]))
-    except ValueError as error:
-        raise GatewayError("CERTIFICATE_REFUSED", str(error)) from None
+class Callers:
+    """Who is calling: the verified client chain, checked again against the federation CA, the
+    registry intermediates and their revocation lists (re-read when a list file changes).
+
+    The TLS handshake already proved the chain ends at the CA; this adds what TLS cannot: a
+    person's certificate must come from its own registry's intermediate and not be revoked.
+    """
+
+    def __init__(self, ca: Path, crls: tuple[Path, ...] = ()) -> None:
+        self.ca = x509.load_pem_x509_certificate(ca.read_bytes())
+        self.crl_files = crls
+        self.seen: tuple[int, ...] = ()
+        self.crls: list[x509.CertificateRevocationList] = []
+
+    def _revocations(self) -> list[x509.CertificateRevocationList]:
+        stamps = tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in self.crl_files)
+        if stamps != self.seen:
+            self.crls = [load_crl(p) for p in self.crl_files if p.exists()]
+            self.seen = stamps
+        return self.crls
+
+    def identify(self, context: Context) -> Identity:
+        auth = context.auth_context()
+        pems = list(auth.get("x509_pem_cert", [])) + list(auth.get("x509_pem_cert_chain", []))
+        if not pems:
+            raise GatewayError("NO_CLIENT_CERTIFICATE", "a client certificate is required")
+        try:
+            return identity_of_peer_chain(b"".join(pems), self.ca, self._revocations())
+        except CertificateRefused as refused:
+            raise GatewayError(
+                "CERTIFICATE_REFUSED", f"{refused.code}: {refused.message}"
+            ) from None
 
 
 async def refuse(context: Context, error: Exception) -> None:
@@ -122,14 +148,15 @@ def _guarded(
 
 
 class PeerService(peer_pb2_grpc.PeerServicer):
-    def __init__(self, gateway: Gateway, workers: Workers) -> None:
+    def __init__(self, gateway: Gateway, workers: Workers, callers: Callers) -> None:
         self.gateway = gateway
         self.workers = workers
+        self.callers = callers
 
     async def _deliver(
         self, request: peer_pb2.Envelope, context: Context, api: str
     ) -> peer_pb2.ExchangeReply:
-        identity = caller(context)
+        identity = self.callers.identify(context)
         replies = await self.workers.write(self.gateway.receive, from_pb(request), identity, api)
         return peer_pb2.ExchangeReply(replies=[to_pb(e) for e in replies])
 
@@ -200,14 +227,15 @@ def selection_of(request: client_pb2.ProposeTransferRequest) -> Selection:
 class RegistryService(client_pb2_grpc.RegistryServicer):
     """The client API: traders, administrators and (read-only) the oversight node."""
 
-    def __init__(self, gateway: Gateway, workers: Workers, send: Send) -> None:
+    def __init__(self, gateway: Gateway, workers: Workers, callers: Callers, send: Send) -> None:
         self.gateway = gateway
+        self.callers = callers
         self.trading = Trading(gateway)
         self.workers = workers
         self.send = send
 
     def _actor(self, context: Context) -> Any:
-        identity = caller(context)
+        identity = self.callers.identify(context)
         if identity.role is Role.REGISTRY:
             raise GatewayError("WRONG_ROLE", "a registry node certificate has no client API")
         return actor_of(identity, self.gateway.me)

@@ -25,9 +25,10 @@ from federation_support import (
 from regfed.certs.authority import Authority, issue_node, load_signing_key
 from regfed.certs.directory import MemberStatus
 from regfed.certs.identity import Identity, Role
-from regfed.certs.intermediate import issue_person
+from regfed.certs.intermediate import issue_person, revoke
 from regfed.certs.local import init_federation, intermediate_folder
 from regfed.certs.publish import set_status
+from regfed.gateway._generated.client.v1 import client_pb2, client_pb2_grpc
 from regfed.gateway._generated.peer.v1 import peer_pb2, peer_pb2_grpc
 from regfed.gateway.envelope import Envelope, seal
 from regfed.gateway.protocol import Kind, Message
@@ -304,6 +305,30 @@ def test_unknown_and_closed_destination_accounts_are_rejected(
     finally:
         ny.close()
     assert [s.status for s in statuses][-2:] == ["rejected", "rejected"]
+
+
+def test_revoked_and_foreign_person_certificates(fed: Running, world: dict[str, Any]) -> None:
+    federation, _ = fed
+    folder = intermediate_folder(federation.certs, "PA")
+    eve = issue_person(folder, Role.TRADER, "eve")
+    with RegistryClient(federation, "PA", person="eve") as client:
+        with pytest.raises(TransferFailed) as before:
+            client.holdings(world["pa"])
+        assert before.value.code == "NOT_AUTHORIZED"  # known, but not eve's account
+        revoke(folder, [eve.serial])
+        with pytest.raises(TransferFailed) as after:
+            client.holdings(world["pa"])
+        assert (after.value.status, after.value.code) == ("UNAUTHENTICATED", "CERTIFICATE_REFUSED")
+        assert "REVOKED" in after.value.message
+    # NY's trader acts through NY, never directly at PA.
+    chain, key = federation.credential("NY", Role.TRADER)
+    creds = channel_credentials(federation.ca.read_bytes(), chain.read_bytes(), key.read_bytes())
+    channel = grpc.secure_channel(federation.endpoint("PA"), creds)
+    stub = client_pb2_grpc.RegistryStub(channel)
+    with pytest.raises(grpc.RpcError) as foreign:
+        stub.ListHoldings(client_pb2.ListHoldingsRequest(account=world["pa"]), timeout=5)
+    channel.close()
+    assert dict(foreign.value.trailing_metadata() or ()).get(CODE_KEY) == "WRONG_ROLE"
 
 
 def test_suspended_member_gets_no_new_transfers(fed: Running, world: dict[str, Any]) -> None:

@@ -86,6 +86,7 @@ class Federation:
             key=self.certs / code / "tls.key",
             signing_key=self.certs / code / "signing.key",
             directory=self.path(self.data["directory"]),
+            crls=(self.certs / code / "intermediate" / "crl.pem",),
             **settings,
         )
 
