@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from sqlalchemy import exc as sa_exc
 
 from regfed import __version__
+from regfed.local import TransferFailed
 from regfed.node import RegistryError
 
 from . import _bench, _certs, _demo, _ledger, _node, _sim, _transfer
@@ -40,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except RegistryError as error:
         return report_error(error, bool(getattr(args, "json", False)))
+    except TransferFailed as error:
+        print(f"error: {error.code} ({error.status}): {error.message}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

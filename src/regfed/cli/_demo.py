@@ -1,10 +1,12 @@
-"""``regfed demo``: one registry's full life cycle on embedded SQLite, in a temporary folder.
+"""``regfed demo``: one registry's full life cycle, then three states trading as real processes.
 
 Pennsylvania's registry under RGGI rules (the 2022 snapshot: PA's participation was later
 struck down): issuance, a set-aside, allocation, trades by quantity and by serial range, refused
 requests with their reasons, an idempotent retry, emissions, compliance deduction with a
 shortfall later covered, voluntary retirement; then every account statement, a compliance
-summary and the replay check. Exits non-zero if any invariant fails.
+summary and the replay check. Then act 2 (``_demo_federation``): PA, NY and NJ as node
+processes over mutual TLS. Everything on embedded SQLite in a temporary folder. Exits non-zero
+if any invariant fails.
 """
 
 from __future__ import annotations
@@ -34,13 +36,16 @@ from regfed.node import (
     open_registry,
 )
 
+from ._demo_federation import run_federation
 from ._ledger import format_statement
 from ._output import emit_json, table
 
 
 def register(commands: Any) -> None:
     p = commands.add_parser(
-        "demo", help="run one registry's full life cycle on SQLite", description=__doc__
+        "demo",
+        help="a registry's life cycle, then three states trading over mTLS (SQLite)",
+        description=__doc__,
     )
     p.add_argument("--dir", help="keep the registry database here (default: a temp dir)")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
@@ -81,12 +86,21 @@ def run(args: argparse.Namespace) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         reg = open_registry(str(folder / "PA.db"), "PA")
         try:
-            return _life_cycle(reg, folder, args.json)
+            ledger_ok, ledger_report = _life_cycle(reg, folder, args.json)
         finally:
             reg.close()
+        federation_ok, federation_report = run_federation(folder, args.json)
+        ok = ledger_ok and federation_ok
+        if args.json:
+            emit_json({"ok": ok, "ledger": ledger_report, "federation": federation_report})
+        elif ok:
+            print("\ndemo complete: every invariant holds")
+        else:
+            print("\nDEMO FAILED: an invariant does not hold (see above)")
+        return 0 if ok else 1
 
 
-def _life_cycle(reg: Registry, folder: Path, as_json: bool) -> int:
+def _life_cycle(reg: Registry, folder: Path, as_json: bool) -> tuple[bool, dict[str, Any]]:
     s = _Story(reg, as_json)
     led, admin = reg.ledger, reg.ledger.administrator
     alloc = reg.state_account(StatePurpose.ALLOCATION).label
@@ -275,19 +289,17 @@ def _life_cycle(reg: Registry, folder: Path, as_json: bool) -> int:
     compliance = q.compliance()
     totals = q.totals()
     report = q.verify()
+    summary = {
+        "ok": report.ok,
+        "registry": reg.code,
+        "steps": s.steps,
+        "statements": statements,
+        "compliance": compliance,
+        "totals": totals,
+        "verify": report.to_dict(),
+    }
     if as_json:
-        emit_json(
-            {
-                "ok": report.ok,
-                "registry": reg.code,
-                "steps": s.steps,
-                "statements": statements,
-                "compliance": compliance,
-                "totals": totals,
-                "verify": report.to_dict(),
-            }
-        )
-        return 0 if report.ok else 1
+        return report.ok, summary
     print("\nAccount statements")
     for statement in statements:
         print()
@@ -303,5 +315,5 @@ def _life_cycle(reg: Registry, folder: Path, as_json: bool) -> int:
     print("\nInvariants")
     for check in report.checks:
         print(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
-    print("\ndemo complete: every invariant holds" if report.ok else "\nINVARIANT FAILED")
-    return 0 if report.ok else 1
+    print("\nledger: every invariant holds" if report.ok else "\nLEDGER INVARIANT FAILED")
+    return report.ok, summary

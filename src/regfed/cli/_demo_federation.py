@@ -1,0 +1,193 @@
+"""The demo's second act: three states as real node processes over mutual TLS.
+
+Fresh certificates, one process per registry; issuance and allocation in each state; an
+intrastate transfer, interstate transfers in both directions, one refused with its reason, and
+one interrupted by killing the destination node (kill -9) and settled after its restart. Then
+the federation-wide checks: no serial in two registries, every issued unit accounted for.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+from regfed.local import LocalFederation, RegistryClient, create_federation
+from regfed.local.audit import audit, statuses
+from regfed.node import (
+    Issue,
+    OpenAccount,
+    RepresentativeSpec,
+    Selection,
+    StatePurpose,
+    Transfer,
+    open_existing,
+)
+
+from ._output import table
+
+STATES = {"PA": 3_000, "NY": 2_000, "NJ": 1_000}
+
+
+def _free_base_port(count: int) -> int:
+    for base in range(50_051, 60_000, 10):
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise OSError("no free loopback ports between 50051 and 60000")
+
+
+def _setup_state(federation: Any, code: str, issued: int) -> dict[str, str]:
+    """Issuance into the allocation account and an allocation to two traders' accounts."""
+    reg = open_existing(federation.node_config(code).database)
+    try:
+        led, admin = reg.ledger, reg.ledger.administrator
+        accounts = {}
+        # Both accounts have the local federation's trader1 as primary representative.
+        for person, name in (("trader1", "Keystone Energy"), ("trader2", "Atlantic Traders")):
+            result = led.open_account(
+                OpenAccount(
+                    operation_id=f"demo-open-{person}",
+                    account_type="general",
+                    name=f"{name} ({code})",
+                    representatives=(RepresentativeSpec(person="trader1", role="primary"),),
+                ),
+                admin,
+            )
+            accounts[person] = str(result.detail["account"])
+        alloc = reg.state_account(StatePurpose.ALLOCATION).label
+        led.issue(
+            Issue(
+                operation_id="demo-issue",
+                program="RGGI",
+                unit_type="allowance",
+                vintage=2025,
+                quantity=issued,
+                to_account=alloc,
+            ),
+            admin,
+        )
+        led.transfer(
+            Transfer(
+                operation_id="demo-allocate",
+                from_account=alloc,
+                to_account=accounts["trader1"],
+                selection=Selection(quantity=issued // 2),
+            ),
+            admin,
+        )
+        return accounts
+    finally:
+        reg.close()
+
+
+def run_federation(folder: Path, as_json: bool) -> tuple[bool, dict[str, Any]]:
+    def say(text: str) -> None:
+        if not as_json:
+            print(text, flush=True)
+
+    say("\n== Act 2: three states, three node processes, mutual TLS ==")
+    federation = create_federation(
+        folder / "federation",
+        list(STATES),
+        base_port=_free_base_port(len(STATES) + 1),
+        settings={"redrive_interval": 0.2, "ask_after": 2.0},
+    )
+    local = LocalFederation(federation)
+    transfers: list[dict[str, Any]] = []
+    local.start()
+    try:
+        say("nodes up: " + ", ".join(f"{c} {federation.endpoint(c)}" for c in STATES))
+        accounts = {code: _setup_state(federation, code, q) for code, q in STATES.items()}
+        for code, q in STATES.items():
+            say(f"  {code}: issued {q:,} RGGI 2025 allowances, allocated {q // 2:,} to trader1")
+
+        def move(home: str, src: str, dst: str, quantity: int, what: str) -> dict[str, Any]:
+            with RegistryClient(federation, home) as client:
+                t = client.propose(src, dst, quantity=quantity)
+                if not t["settled"]:
+                    t = client.wait_settled(t["transfer_id"], 60)
+            transfers.append({"what": what, **t})
+            reason = f" ({t['error_code']}: {t['error_message']})" if t["error_code"] else ""
+            say(f"  {what}: {t['status']}{' and settled' if t['settled'] else ''}{reason}")
+            return t
+
+        move(
+            "PA", accounts["PA"]["trader1"], accounts["PA"]["trader2"], 100, "PA -> PA (intrastate)"
+        )
+        move("PA", accounts["PA"]["trader1"], accounts["NY"]["trader2"], 250, "PA -> NY")
+        move("NY", accounts["NY"]["trader1"], accounts["PA"]["trader2"], 120, "NY -> PA")
+        move("NJ", accounts["NJ"]["trader1"], accounts["NY"]["trader1"], 75, "NJ -> NY")
+        move("NY", accounts["NY"]["trader2"], accounts["NJ"]["trader2"], 50, "NY -> NJ (PA units)")
+        move(
+            "NJ",
+            accounts["NJ"]["trader1"],
+            accounts["PA"]["trader1"],
+            10**6,
+            "NJ -> PA, more than held (refused)",
+        )
+
+        say("  PA -> NJ while NJ is down: kill -9 NJ, propose, restart NJ")
+        local.kill("NJ")
+        with RegistryClient(federation, "PA") as client:
+            t = client.propose(accounts["PA"]["trader1"], accounts["NJ"]["trader1"], quantity=40)
+            say(f"    proposed {t['transfer_id']}: {t['status']} (blocks escrowed at PA)")
+            local.start(["NJ"])
+            t = client.wait_settled(t["transfer_id"], 60)
+        transfers.append({"what": "PA -> NJ across a restart", **t})
+        say(
+            f"    after NJ's restart: {t['status']} and {'settled' if t['settled'] else 'NOT settled'}"
+        )
+        problems = audit(federation)
+        agreement = []
+        for t in transfers:
+            sides = statuses(federation, t["transfer_id"])
+            final = {status for status, _settled in sides.values()}
+            agreement.append({"transfer": t["what"], "sides": len(sides), "agree": len(final) == 1})
+            if len(final) != 1:
+                problems.append(f"{t['what']}: registries disagree {sides}")
+        holdings = []
+        for code in STATES:
+            with RegistryClient(federation, code) as client:
+                for person in ("trader1",):
+                    blocks = client.holdings(accounts[code][person])
+                    by_issuer: dict[str, int] = {}
+                    for b in blocks:
+                        if b.get("state") == "held":
+                            n = b["end"] - b["start"] + 1
+                            by_issuer[b["issuer"]] = by_issuer.get(b["issuer"], 0) + n
+                    holdings.append({"account": accounts[code][person], **by_issuer})
+    finally:
+        codes = local.stop()
+    ok = not problems and all(t["settled"] for t in transfers)
+    if not as_json:
+        print("\nTransfers")
+        print(
+            table(
+                [
+                    {k: t[k] for k in ("what", "status", "settled", "quantity", "error_code")}
+                    for t in transfers
+                ]
+            )
+        )
+        print("\ntrader1 holdings by issuing state")
+        print(table(holdings, ["account", *STATES]))
+        print("\nFederation checks")
+        print(
+            f"  {'ok  ' if not problems else 'FAIL'} no serial in two registries; every issued "
+            "unit accounted for; both sides agree on every transfer"
+        )
+        for problem in problems:
+            print(f"  problem: {problem}")
+        print("  nodes stopped: " + ", ".join(f"{c} (exit {rc})" for c, rc in codes.items()))
+    return ok, {
+        "ok": ok,
+        "transfers": transfers,
+        "agreement": agreement,
+        "holdings": holdings,
+        "problems": problems,
+    }
