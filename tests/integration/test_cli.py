@@ -169,17 +169,6 @@ def test_commands_without_a_database_say_what_to_do(tmp_path: Path) -> None:
     assert "regfed ledger init" in result.stderr
 
 
-def test_demo_runs_the_life_cycle_and_every_invariant_holds() -> None:
-    out = regfed("demo").stdout
-    assert "demo complete: every invariant holds" in out
-    assert "Compliance summary" in out and "statement of account" in out
-    data = regfed_json("demo")
-    assert data["ok"] is True
-    refusals = [s["refused"]["code"] for s in data["steps"] if "refused" in s]
-    assert refusals == ["NOT_AUTHORIZED", "INSUFFICIENT_HOLDINGS", "UNITS_NOT_HELD"]
-    assert all(c["emissions"] == c["surrendered"] for c in data["compliance"])
-
-
 def test_program_rules_are_configurable(tmp_path: Path) -> None:
     rules = tmp_path / "programs.json"
     rules.write_text(

@@ -139,9 +139,8 @@ def run_federation(folder: Path, as_json: bool) -> tuple[bool, dict[str, Any]]:
             local.start(["NJ"])
             t = client.wait_settled(t["transfer_id"], 60)
         transfers.append({"what": "PA -> NJ across a restart", **t})
-        say(
-            f"    after NJ's restart: {t['status']} and {'settled' if t['settled'] else 'NOT settled'}"
-        )
+        settled = "settled" if t["settled"] else "NOT settled"
+        say(f"    after NJ's restart: {t['status']} and {settled}")
         problems = audit(federation)
         agreement = []
         for t in transfers:
