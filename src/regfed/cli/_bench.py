@@ -25,6 +25,11 @@ def register(commands: Any) -> None:
     p.add_argument("--repeats", type=int, default=25)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_ledger)
+    t = sub.add_parser("transfers", help="settled interstate transfers/s on a local federation")
+    t.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
+    t.add_argument("--traders", type=int, default=8, help="concurrent traders (default 8)")
+    t.add_argument("--json", action="store_true", help="print one JSON object")
+    t.set_defaults(handler=_transfers)
 
 
 def _ledger(args: argparse.Namespace) -> int:
@@ -45,3 +50,18 @@ def _ledger(args: argparse.Namespace) -> int:
         for key, value in figures.items():
             print(f"{key}: {value}")
     return 0
+
+
+def _transfers(args: argparse.Namespace) -> int:
+    from regfed.bench.transfers import run_transfer_bench  # noqa: PLC0415 - heavy, on demand
+
+    def progress(text: str) -> None:
+        print(f"... {text}", file=sys.stderr, flush=True)
+
+    figures = run_transfer_bench(args.duration, args.traders, progress)
+    if args.json:
+        emit_json(figures)
+    else:
+        for key, value in figures.items():
+            print(f"{key}: {value}")
+    return 0 if not figures["audit_problems"] else 1

@@ -8,12 +8,12 @@ the federation-wide checks: no serial in two registries, every issued unit accou
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
 from regfed.local import LocalFederation, RegistryClient, create_federation
 from regfed.local.audit import audit, statuses
+from regfed.local.federation import free_base_port
 from regfed.node import (
     Issue,
     OpenAccount,
@@ -27,18 +27,6 @@ from regfed.node import (
 from ._output import table
 
 STATES = {"PA": 3_000, "NY": 2_000, "NJ": 1_000}
-
-
-def _free_base_port(count: int) -> int:
-    for base in range(50_051, 60_000, 10):
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise OSError("no free loopback ports between 50051 and 60000")
 
 
 def _setup_state(federation: Any, code: str, issued: int) -> dict[str, str]:
@@ -94,7 +82,7 @@ def run_federation(folder: Path, as_json: bool) -> tuple[bool, dict[str, Any]]:
     federation = create_federation(
         folder / "federation",
         list(STATES),
-        base_port=_free_base_port(len(STATES) + 1),
+        base_port=free_base_port(len(STATES) + 1),
         settings={"redrive_interval": 0.2, "ask_after": 2.0},
     )
     local = LocalFederation(federation)

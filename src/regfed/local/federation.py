@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,19 @@ class Federation:
                 f"`regfed certs {'trader' if role is Role.TRADER else 'admin'} issue`"
             )
         return folder / "chain.pem", folder / "tls.key"
+
+
+def free_base_port(count: int, start: int = BASE_PORT) -> int:
+    """The first port from ``start`` up with ``count`` free loopback ports in a row."""
+    for base in range(start, 65_000 - count, count + 1):
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise OSError(f"no {count} free loopback ports from {start}")
 
 
 def _database(folder: Path, database: str) -> str:
