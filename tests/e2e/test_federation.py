@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from federation_support import audit, fund, open_account, running_federation, statuses
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from regfed.certs.identity import Role
+from regfed.gateway._generated.health.v1 import health_pb2, health_pb2_grpc
+from regfed.gateway.transport import channel_credentials
 from regfed.local import Federation, LocalFederation, RegistryClient, TransferFailed
 
 
@@ -159,3 +164,32 @@ def test_oversight_reads_but_cannot_write(
         with pytest.raises(TransferFailed) as wrong:
             node_cert.holdings(accounts["PA"])
         assert wrong.value.code == "WRONG_ROLE"
+
+
+def test_health_service_answers_for_the_node_and_its_apis(
+    fed: tuple[Federation, LocalFederation],
+) -> None:
+    federation, _ = fed
+    chain, key = federation.credential("PA", Role.TRADER)
+    creds = channel_credentials(federation.ca.read_bytes(), chain.read_bytes(), key.read_bytes())
+    with grpc.secure_channel(federation.endpoint("PA"), creds) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "regfed.peer.v1.Peer", "regfed.client.v1.Registry"):
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        unknown = stub.Check(health_pb2.HealthCheckRequest(service="nope"), timeout=5)
+        assert unknown.status == health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+
+
+def test_server_reflection_can_be_switched_on(tmp_path: Path) -> None:
+    with running_federation(tmp_path, ["PA"], reflection=True) as (federation, _):
+        chain, key = federation.credential("PA", Role.TRADER)
+        creds = channel_credentials(
+            federation.ca.read_bytes(), chain.read_bytes(), key.read_bytes()
+        )
+        with grpc.secure_channel(federation.endpoint("PA"), creds) as channel:
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            request = reflection_pb2.ServerReflectionRequest(list_services="")
+            [reply] = list(stub.ServerReflectionInfo(iter([request]), timeout=5))
+    names = {s.name for s in reply.list_services_response.service}
+    assert {"regfed.peer.v1.Peer", "regfed.client.v1.Registry", "grpc.health.v1.Health"} <= names
