@@ -180,6 +180,9 @@ class Ledger:
         transaction.
         """
         fingerprint = _fingerprint(command, actor)
+        # A concurrent twin waits here until the first commits, then gets its stored result
+        # (not a refusal computed against the first one's effects).
+        tx.lock_operation_id(command.operation_id)
         stored = tx.find_operation(command.operation_id)
         if stored is not None:
             if stored.fingerprint != fingerprint:
@@ -601,7 +604,9 @@ class Ledger:
             period = ControlPeriod.parse(command.period)
             surrender = self._state_account(tx, StatePurpose.SURRENDER)
             if command.accounts:
-                chosen = [self._account(tx, n) for n in command.accounts]
+                named = [self._account(tx, n) for n in command.accounts]
+                # The same account named twice (even spelled differently) is deducted once.
+                chosen = list({a.id: a for a in named}.values())
             else:
                 emitting = [i for i, _tons in tx.emitters(rules.code, str(period))]
                 chosen = [a for i in emitting if (a := tx.account_by_id(i)) is not None]

@@ -603,3 +603,27 @@ def test_statement_lists_movements_of_one_account_over_a_period(reg: Registry) -
     assert last["blocks"][0]["to"] == other and last["actor"] == "person:alice"
     later = reg.queries.statement(acme, person("alice"), since="9999-01-01T00:00:00Z")
     assert later["entries"] == []
+
+
+def test_an_account_named_twice_is_deducted_once(reg: Registry) -> None:
+    """Found by an independent review: a repeated account took the obligation twice."""
+    plant = open_compliance(reg, "carol", "ORIS-77")
+    admin = reg.ledger.administrator
+    issue(reg, 1000, vintage=2024)
+    fund(reg, plant, 1000, vintage=2024)
+    reg.ledger.record_emissions(
+        RecordEmissions(
+            operation_id=op_id(), account=plant, program="RGGI", period="2024-2026", tons=100
+        ),
+        admin,
+    )
+    result = reg.ledger.deduct_compliance(
+        DeductCompliance(
+            operation_id=op_id(), program="RGGI", period="2024-2026", accounts=(plant, plant)
+        ),
+        admin,
+    )
+    [row] = result.detail["sources"]
+    assert (row["obligation"], row["deducted"], row["shortfall"]) == (100, 100, 0)
+    [summary] = reg.queries.compliance()
+    assert (summary["emissions"], summary["surrendered"]) == (100, 100)
