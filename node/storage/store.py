@@ -13,7 +13,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Row
 
@@ -695,6 +706,13 @@ class LedgerTx:
         return (row.seq, row.hash) if row else (0, GENESIS_HASH)
 
     # -- idempotency -------------------------------------------------------------------------
+
+    def lock_operation_id(self, operation_id: str) -> None:
+        """Serialize writers of one operation id (SQLite's write lock already does)."""
+        if not self.sqlite:
+            self.conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:op))"), {"op": operation_id}
+            )
 
     def find_operation(self, operation_id: str) -> StoredOperation | None:
         row = self.conn.execute(

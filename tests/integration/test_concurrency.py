@@ -345,14 +345,17 @@ def test_processes_race_for_overlapping_serial_ranges(db_url: str) -> None:
 # -- one operation id submitted from several processes at once --------------------------------
 
 
-def test_same_operation_id_from_several_processes_applies_once(db_url: str) -> None:
+@pytest.mark.parametrize("quantity", [10, 100])
+def test_same_operation_id_from_several_processes_applies_once(db_url: str, quantity: int) -> None:
+    """With everything the account holds (100), a twin that ran its body against the first
+    one's effects would be refused INSUFFICIENT_HOLDINGS instead of getting the stored result."""
     reg, source, targets, _block = setup_race(db_url, 100)
     try:
         command = {
             "operation_id": "client-retry-7",
             "from_account": source,
             "to_account": targets[0],
-            "selection": {"quantity": 10},
+            "selection": {"quantity": quantity},
             "memo": "submitted four times",
         }
         outcomes = race(db_url, [command] * PROCESSES, "alice")
@@ -363,8 +366,8 @@ def test_same_operation_id_from_several_processes_applies_once(db_url: str) -> N
         for r in results:
             assert {**r, "replayed": False} == first
         assert journal_entries_for(reg, "client-retry-7") == 1
-        assert sum(q for _, a, b in held_blocks(reg, source) for q in [b - a + 1]) == 90
-        assert sum(q for _, a, b in held_blocks(reg, targets[0]) for q in [b - a + 1]) == 10
+        assert sum(q for _, a, b in held_blocks(reg, source) for q in [b - a + 1]) == 100 - quantity
+        assert sum(q for _, a, b in held_blocks(reg, targets[0]) for q in [b - a + 1]) == quantity
         assert reg.queries.verify().ok
     finally:
         reg.close()
