@@ -136,14 +136,7 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     watch = DirectoryWatch(config, gateway)
-
-    async def redrive() -> None:
-        while True:
-            await dispatcher.deliver(await workers.write(gateway.redrive))
-            await workers.write(watch.poll)
-            await asyncio.sleep(config.redrive_interval)
-
-    driver = loop.create_task(_logged(redrive()))
+    driver = loop.create_task(dispatcher.redrive_forever(config.redrive_interval, watch.poll))
     print(
         json.dumps({"event": "ready", "registry": config.registry, "listen": config.listen}),
         flush=True,
@@ -156,16 +149,6 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     workers.close()
     registry.close()
     print(json.dumps({"event": "stopped", "registry": config.registry}), flush=True)
-
-
-async def _logged(loop_body: Any) -> None:
-    try:
-        await loop_body
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("re-drive loop stopped")
-        raise
 
 
 def run(config: NodeConfig) -> int:

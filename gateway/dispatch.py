@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -98,10 +99,14 @@ class Dispatcher:
         peer.retry_at = 0.0
         return [from_pb(e) for e in reply.replies]
 
-    async def redrive_forever(self, interval: float) -> None:
+    async def redrive_forever(
+        self, interval: float, between: Callable[[], None] = lambda: None
+    ) -> None:
+        """Re-drive, then ``between`` (on the writer thread), every ``interval`` seconds."""
         while True:
             try:
                 await self.deliver(await self.workers.write(self.gateway.redrive))
+                await self.workers.write(between)
             except Exception:  # the loop must outlive any one bad pass; it is logged
                 log.exception("re-drive pass failed; retrying next interval")
             await asyncio.sleep(interval)
