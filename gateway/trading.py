@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from regfed.certs.identity import Identity, Role
@@ -304,21 +304,16 @@ class Trading:
             at = gateway.now_text()
             side = "local" if peer == self.me else "source"
             new = _row(record, str(actor), request, fingerprint, at, side, peer)
-            records.insert_transfer(new)
-            records.update_transfer(
-                transfer_id,
-                status=record.status.value,
-                settled=True,
-                record=source_to_dict(record),
-                at=at,
-                error_code=error.code,
-                error_message=error.message,
+            records.insert_transfer(
+                replace(new, error_code=error.code, error_message=error.message)
             )
             return TransferView.of(records.transfer(transfer_id) or _missing(transfer_id))
 
         return gateway.write(body)
 
     def cancel(self, actor: Actor, transfer_id: str) -> tuple[TransferView, list[Outbound]]:
+        if actor.kind is ActorKind.OVERSIGHT:
+            raise GatewayError("READ_ONLY", "the oversight node reads; it cannot cancel")
         gateway = self.gateway
 
         def body(tx: LedgerTx) -> tuple[TransferView, list[Outbound]]:

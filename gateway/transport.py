@@ -201,26 +201,28 @@ def transfer_pb(view: TransferView) -> client_pb2.Transfer:
     )
 
 
+def block_dict(b: client_pb2.Block) -> dict[str, Any]:
+    """A wire block as the dict the domain and the CLI use (``state`` only when set)."""
+    out: dict[str, Any] = {
+        "issuer": b.issuer,
+        "program": b.program,
+        "unit_type": b.unit_type,
+        "vintage": b.vintage,
+        "start": b.start,
+        "end": b.end,
+    }
+    if b.state:
+        out["state"] = b.state
+    return out
+
+
 def selection_of(request: client_pb2.ProposeTransferRequest) -> Selection:
-    blocks = tuple(
-        UnitBlock.from_dict(
-            {
-                "issuer": b.issuer,
-                "program": b.program,
-                "unit_type": b.unit_type,
-                "vintage": b.vintage,
-                "start": b.start,
-                "end": b.end,
-            }
-        )
-        for b in request.blocks
-    )
     return Selection(
         quantity=request.quantity or None,
         program=request.program or None,
         unit_type=request.unit_type or None,
         vintage=request.vintage or None,
-        blocks=blocks,
+        blocks=tuple(UnitBlock.from_dict(block_dict(b)) for b in request.blocks),
     )
 
 
@@ -289,8 +291,6 @@ class RegistryService(client_pb2_grpc.RegistryServicer):
         context: Context,
     ) -> client_pb2.Transfer:
         actor = self._actor(context)
-        if actor.kind.value == "oversight":
-            raise GatewayError("READ_ONLY", "the oversight node reads; it cannot cancel")
         view, outbound = await self.workers.write(self.trading.cancel, actor, request.transfer_id)
         self.send(outbound)
         return transfer_pb(view)

@@ -156,13 +156,3 @@ def tick(record: DestinationRecord, now: float, ask_after: float) -> Message | N
     if waiting and now - (record.accepted_at or 0.0) >= ask_after:
         return Message(record.transfer_id, Kind.STATUS, record.destination, record.source)
     return None
-
-
-def describe(record: DestinationRecord) -> dict[str, Any]:
-    return {
-        "transfer_id": record.transfer_id,
-        "side": "destination",
-        "status": record.status.value,
-        "source": record.source,
-        "quantity": record.lot.quantity,
-    }

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
 
 from .effects import Decision, LedgerOp, Refusal, RefusalCode
 from .lot import Lot
@@ -176,14 +175,3 @@ def _transition(record: SourceRecord, message: Message, now: float) -> SourceDec
             return Decision(replace(record, settled=True, outbox=None), None, ())
         return None
     return None
-
-
-def describe(record: SourceRecord) -> dict[str, Any]:
-    return {
-        "transfer_id": record.transfer_id,
-        "side": "source",
-        "status": record.status.value,
-        "settled": record.settled,
-        "destination": record.destination,
-        "quantity": record.lot.quantity,
-    }

@@ -10,7 +10,7 @@ import grpc
 
 from regfed.certs.identity import Role
 from regfed.gateway._generated.client.v1 import client_pb2, client_pb2_grpc
-from regfed.gateway.transport import CODE_KEY, channel_credentials
+from regfed.gateway.transport import CODE_KEY, block_dict, channel_credentials
 
 from .federation import Federation
 
@@ -42,20 +42,6 @@ def transfer_dict(t: client_pb2.Transfer) -> dict[str, Any]:
         "error_message": t.error_message,
         "request_id": t.request_id,
     }
-
-
-def block_dict(b: client_pb2.Block) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "issuer": b.issuer,
-        "program": b.program,
-        "unit_type": b.unit_type,
-        "vintage": b.vintage,
-        "start": b.start,
-        "end": b.end,
-    }
-    if b.state:
-        out["state"] = b.state
-    return out
 
 
 @dataclass
