@@ -22,17 +22,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from regfed.local import LocalFederation, RegistryClient, create_federation
+from regfed.local.accounts import fund, open_account
 from regfed.local.audit import audit
 from regfed.local.federation import free_base_port
-from regfed.node import (
-    Issue,
-    OpenAccount,
-    RepresentativeSpec,
-    Selection,
-    StatePurpose,
-    Transfer,
-    open_existing,
-)
 
 SIGNATURES = 4
 VERIFICATIONS = 4
@@ -68,48 +60,6 @@ def floor_seconds(folder: Path, rounds: int = 300) -> float:
     return (time.process_time() - start) / rounds
 
 
-def _account(url: str, person: str, fund: int) -> str:
-    reg = open_existing(url)
-    try:
-        led, admin = reg.ledger, reg.ledger.administrator
-        account = str(
-            led.open_account(
-                OpenAccount(
-                    operation_id=f"bench-open-{person}",
-                    account_type="general",
-                    name=f"bench {person}",
-                    representatives=(RepresentativeSpec(person="trader1", role="primary"),),
-                ),
-                admin,
-            ).detail["account"]
-        )
-        if fund:
-            alloc = reg.state_account(StatePurpose.ALLOCATION).label
-            led.issue(
-                Issue(
-                    operation_id=f"bench-issue-{person}",
-                    program="RGGI",
-                    unit_type="allowance",
-                    vintage=2025,
-                    quantity=fund,
-                    to_account=alloc,
-                ),
-                admin,
-            )
-            led.transfer(
-                Transfer(
-                    operation_id=f"bench-fund-{person}",
-                    from_account=alloc,
-                    to_account=account,
-                    selection=Selection(quantity=fund),
-                ),
-                admin,
-            )
-        return account
-    finally:
-        reg.close()
-
-
 def run_transfer_bench(
     duration_s: float, traders: int, progress: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -122,13 +72,10 @@ def run_transfer_bench(
         progress("starting PA, NY, NJ")
         local.start()
         try:
-            sources = [
-                _account(federation.node_config("PA").database, f"t{i}", 10_000_000)
-                for i in range(traders)
-            ]
-            targets = [
-                _account(federation.node_config(c).database, "sink", 0) for c in ("NY", "NJ")
-            ]
+            sources = [open_account(federation, "PA", "trader1") for _ in range(traders)]
+            for account in sources:
+                fund(federation, "PA", account, 10_000_000)
+            targets = [open_account(federation, code, "trader1") for code in ("NY", "NJ")]
             latencies: list[float] = []
             failures: list[str] = []
             lock = threading.Lock()

@@ -11,66 +11,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from regfed.local import LocalFederation, RegistryClient, create_federation
+from regfed.local import Federation, LocalFederation, RegistryClient, create_federation
+from regfed.local.accounts import fund, open_account
 from regfed.local.audit import audit, statuses
 from regfed.local.federation import free_base_port
-from regfed.node import (
-    Issue,
-    OpenAccount,
-    RepresentativeSpec,
-    Selection,
-    StatePurpose,
-    Transfer,
-    open_existing,
-)
 
 from ._output import table
 
 STATES = {"PA": 3_000, "NY": 2_000, "NJ": 1_000}
 
 
-def _setup_state(federation: Any, code: str, issued: int) -> dict[str, str]:
-    """Issuance into the allocation account and an allocation to two traders' accounts."""
-    reg = open_existing(federation.node_config(code).database)
-    try:
-        led, admin = reg.ledger, reg.ledger.administrator
-        accounts = {}
-        # Both accounts have the local federation's trader1 as primary representative.
-        for person, name in (("trader1", "Keystone Energy"), ("trader2", "Atlantic Traders")):
-            result = led.open_account(
-                OpenAccount(
-                    operation_id=f"demo-open-{person}",
-                    account_type="general",
-                    name=f"{name} ({code})",
-                    representatives=(RepresentativeSpec(person="trader1", role="primary"),),
-                ),
-                admin,
-            )
-            accounts[person] = str(result.detail["account"])
-        alloc = reg.state_account(StatePurpose.ALLOCATION).label
-        led.issue(
-            Issue(
-                operation_id="demo-issue",
-                program="RGGI",
-                unit_type="allowance",
-                vintage=2025,
-                quantity=issued,
-                to_account=alloc,
-            ),
-            admin,
-        )
-        led.transfer(
-            Transfer(
-                operation_id="demo-allocate",
-                from_account=alloc,
-                to_account=accounts["trader1"],
-                selection=Selection(quantity=issued // 2),
-            ),
-            admin,
-        )
-        return accounts
-    finally:
-        reg.close()
+def _setup_state(federation: Federation, code: str, issued: int) -> dict[str, str]:
+    """Issuance into the allocation account, half of it allocated to the first account. Both
+    accounts have the local federation's trader1 as primary representative."""
+    accounts = {
+        "trader1": open_account(federation, code, "trader1", name=f"Keystone Energy ({code})"),
+        "trader2": open_account(federation, code, "trader1", name=f"Atlantic Traders ({code})"),
+    }
+    fund(federation, code, accounts["trader1"], issued // 2, issue=issued)
+    return accounts
 
 
 def run_federation(folder: Path, as_json: bool) -> tuple[bool, dict[str, Any]]:
