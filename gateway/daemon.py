@@ -42,6 +42,7 @@ from .transport import (
     channel_credentials,
     server_credentials,
 )
+from .watch import TransferWatch
 
 log = logging.getLogger("regfed.node")
 
@@ -119,8 +120,10 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     server = grpc.aio.server(options=options)
     callers = Callers(config.ca, config.crls)
     peer_pb2_grpc.add_PeerServicer_to_server(PeerService(gateway, workers, callers), server)
+    changes = TransferWatch(asyncio.get_running_loop())
+    gateway.on_change = changes.changed
     client_pb2_grpc.add_RegistryServicer_to_server(
-        RegistryService(gateway, workers, callers, dispatcher.submit), server
+        RegistryService(gateway, workers, callers, dispatcher.submit, changes), server
     )
     health = HealthService()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

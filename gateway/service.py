@@ -96,6 +96,8 @@ class Gateway:
         self.ask_after = ask_after
         self.hooks = hooks or CrashHooks.from_environment()
         self.directory = Directory(0, ())
+        # Called on the writing thread, after the commit, with the transfers it changed.
+        self.on_change: Callable[[frozenset[str]], None] | None = None
         self.install_directory(directory)
 
     # -- membership ----------------------------------------------------------------------------
@@ -130,7 +132,10 @@ class Gateway:
         while True:
             try:
                 with self.ledger.store.write() as tx:
-                    return body(tx)
+                    result = body(tx)
+                if tx.changed_transfers and self.on_change is not None:
+                    self.on_change(frozenset(tx.changed_transfers))
+                return result
             except RegistryError as error:
                 attempt += 1
                 if not error.retryable or attempt >= MAX_ATTEMPTS:

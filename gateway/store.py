@@ -91,6 +91,7 @@ class GatewayRecords:
     """Gateway tables on one open transaction."""
 
     def __init__(self, tx: LedgerTx) -> None:
+        self.tx = tx
         self.conn = tx.conn
 
     # -- transfers -----------------------------------------------------------------------------
@@ -131,6 +132,7 @@ class GatewayRecords:
             "updated_at": row.updated_at,
         }
         self.conn.execute(insert(t.transfers).values(**values))
+        self.tx.changed_transfers.add(row.transfer_id)
 
     def update_transfer(
         self,
@@ -154,6 +156,7 @@ class GatewayRecords:
         self.conn.execute(
             update(t.transfers).where(t.transfers.c.transfer_id == transfer_id).values(**values)
         )
+        self.tx.changed_transfers.add(transfer_id)
 
     def unsettled(self, side: str, limit: int = 500) -> list[TransferRow]:
         rows = self.conn.execute(

@@ -10,7 +10,9 @@ with the stable code in the trailing metadata key ``regfed-code``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +36,7 @@ from .errors import GatewayError, status_of
 from .service import Gateway, Outbound
 from .store import GatewayRecords
 from .trading import Trading, TransferRequest, TransferView, actor_of
+from .watch import TransferWatch
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -44,6 +47,8 @@ MAX_MESSAGE_BYTES = 256 * 1024
 PEER_SERVICE = "regfed.peer.v1.Peer"
 CLIENT_SERVICE = "regfed.client.v1.Registry"
 HEALTH_SERVICE = "grpc.health.v1.Health"
+IDENTITY_TTL = 60.0
+MAX_VERIFIED = 4096
 Send = Callable[[list[Outbound]], None]
 
 
@@ -90,12 +95,17 @@ class Callers:
         self.crl_files = crls
         self.seen: tuple[int, ...] = ()
         self.crls: list[x509.CertificateRevocationList] = []
+        # Chains already verified, so a busy peer's every call does not re-verify signatures;
+        # emptied when a revocation list changes, and each entry re-checked after IDENTITY_TTL
+        # (a certificate that expired since is then refused).
+        self.verified: dict[bytes, tuple[Identity, float]] = {}
 
     def _revocations(self) -> list[x509.CertificateRevocationList]:
         stamps = tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in self.crl_files)
         if stamps != self.seen:
             self.crls = [load_crl(p) for p in self.crl_files if p.exists()]
             self.seen = stamps
+            self.verified.clear()
         return self.crls
 
     def identify(self, context: Context) -> Identity:
@@ -103,12 +113,21 @@ class Callers:
         pems = list(auth.get("x509_pem_cert", [])) + list(auth.get("x509_pem_cert_chain", []))
         if not pems:
             raise GatewayError("NO_CLIENT_CERTIFICATE", "a client certificate is required")
+        chain = b"".join(pems)
+        revocations = self._revocations()
+        known = self.verified.get(chain)
+        if known is not None and time.monotonic() - known[1] < IDENTITY_TTL:
+            return known[0]
         try:
-            return identity_of_peer_chain(b"".join(pems), self.ca, self._revocations())
+            identity = identity_of_peer_chain(chain, self.ca, revocations)
         except CertificateRefused as refused:
             raise GatewayError(
                 "CERTIFICATE_REFUSED", f"{refused.code}: {refused.message}"
             ) from None
+        if len(self.verified) >= MAX_VERIFIED:
+            self.verified.clear()
+        self.verified[chain] = (identity, time.monotonic())
+        return identity
 
 
 async def refuse(context: Context, error: Exception) -> None:
@@ -229,8 +248,16 @@ def selection_of(request: client_pb2.ProposeTransferRequest) -> Selection:
 class RegistryService(client_pb2_grpc.RegistryServicer):
     """The client API: traders, administrators and (read-only) the oversight node."""
 
-    def __init__(self, gateway: Gateway, workers: Workers, callers: Callers, send: Send) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        workers: Workers,
+        callers: Callers,
+        send: Send,
+        changes: TransferWatch,
+    ) -> None:
         self.gateway = gateway
+        self.changes = changes
         self.callers = callers
         self.trading = Trading(gateway)
         self.workers = workers
@@ -276,13 +303,18 @@ class RegistryService(client_pb2_grpc.RegistryServicer):
         actor = self._actor(context)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(max(request.wait_ms, 0), 600_000) / 1000
-        pause = 0.005
         while True:
-            view = await self.workers.read(self.trading.view, actor, request.transfer_id)
-            if view.settled or loop.time() >= deadline:
-                return transfer_pb(view)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.1)
+            changed = self.changes.subscribe(request.transfer_id)
+            try:
+                view = await self.workers.read(self.trading.view, actor, request.transfer_id)
+                remaining = deadline - loop.time()
+                if view.settled or remaining <= 0:
+                    return transfer_pb(view)
+                # On timeout: one last read, then the reply as it stands.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), remaining)
+            finally:
+                self.changes.unsubscribe(request.transfer_id, changed)
 
     @_guarded
     async def CancelTransfer(  # noqa: N802

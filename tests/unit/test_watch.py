@@ -1,0 +1,44 @@
+"""A trader's long poll is woken by the commit that changed its transfer, from the writer
+thread, and by nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from regfed.gateway.watch import TransferWatch
+
+
+@pytest.mark.asyncio
+async def test_a_commit_on_another_thread_wakes_only_that_transfers_waiters() -> None:
+    watch = TransferWatch(asyncio.get_running_loop())
+    mine, other = watch.subscribe("t-1"), watch.subscribe("t-2")
+    writer = threading.Thread(target=watch.changed, args=(frozenset({"t-1"}),))
+    writer.start()
+    writer.join()
+    await asyncio.wait_for(mine.wait(), 5)
+    await asyncio.sleep(0)
+    assert not other.is_set()
+
+
+@pytest.mark.asyncio
+async def test_a_change_between_subscribe_and_wait_is_not_lost() -> None:
+    watch = TransferWatch(asyncio.get_running_loop())
+    event = watch.subscribe("t-1")
+    watch.changed(frozenset({"t-1"}))  # lands while the waiter is still reading
+    await asyncio.wait_for(event.wait(), 5)
+
+
+@pytest.mark.asyncio
+async def test_unsubscribed_waiters_leave_nothing_behind() -> None:
+    watch = TransferWatch(asyncio.get_running_loop())
+    first, second = watch.subscribe("t-1"), watch.subscribe("t-1")
+    watch.unsubscribe("t-1", first)
+    assert "t-1" in watch.waiters
+    watch.unsubscribe("t-1", second)
+    watch.unsubscribe("t-1", second)  # twice is harmless
+    assert watch.waiters == {}
+    watch.changed(frozenset({"t-1"}))
+    await asyncio.sleep(0.01)
