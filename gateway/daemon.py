@@ -38,11 +38,11 @@ from .transport import (
     HealthService,
     PeerService,
     RegistryService,
-    Workers,
     channel_credentials,
     server_credentials,
 )
 from .watch import TransferWatch
+from .workers import Workers
 
 log = logging.getLogger("regfed.node")
 
@@ -111,7 +111,10 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
         ask_after=config.ask_after,
     )
     ca, cert, key = (p.read_bytes() for p in (config.ca, config.certificate, config.key))
-    workers = Workers()
+    store = registry.ledger.store
+    # SQLite has one writer anyway: group its inputs into one commit. PostgreSQL keeps one
+    # transaction per input, so row locks are held no longer than one decision needs.
+    workers = Workers(batch=store.batch if store.sqlite else None)
     dispatcher = Dispatcher(gateway, workers, channel_credentials(ca, cert, key))
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

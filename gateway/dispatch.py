@@ -17,7 +17,8 @@ import grpc
 from ._generated.peer.v1 import peer_pb2_grpc
 from .envelope import Envelope
 from .service import Gateway, Outbound
-from .transport import Workers, from_pb, to_pb
+from .transport import from_pb, to_pb
+from .workers import Workers
 
 log = logging.getLogger("regfed.gateway")
 MAX_ROUNDS = 8

@@ -134,7 +134,8 @@ class Gateway:
                 with self.ledger.store.write() as tx:
                     result = body(tx)
                 if tx.changed_transfers and self.on_change is not None:
-                    self.on_change(frozenset(tx.changed_transfers))
+                    changed = frozenset(tx.changed_transfers)
+                    self.ledger.store.after_commit(functools.partial(self.on_change, changed))
                 return result
             except RegistryError as error:
                 attempt += 1
@@ -145,6 +146,14 @@ class Gateway:
     def read(self, body: Callable[[LedgerTx], T]) -> T:
         with self.ledger.store.read() as tx:
             return body(tx)
+
+    def reach_after_commit(self, effect: str | None) -> None:
+        """The crash matrix's after-commit point: once the effect is durable, before any send
+        (inside a group commit, that is after the whole group's commit)."""
+        if self.hooks.point is not None:
+            self.ledger.store.after_commit(
+                functools.partial(self.hooks.reach, effect, "after-commit")
+            )
 
     def now_text(self) -> str:
         return timestamp(utc_now())
@@ -211,7 +220,7 @@ class Gateway:
         except GatewayError as error:
             self._log(peer, api, error.code, error.message, transfer_id)
             raise
-        self.hooks.reach(applied.effect, "after-commit")
+        self.reach_after_commit(applied.effect)
         return applied.replies
 
     def _log(
@@ -438,7 +447,7 @@ class Gateway:
             effect, sent = self.write(
                 functools.partial(self._tick_source, transfer_id=row.transfer_id)
             )
-            self.hooks.reach(effect, "after-commit")
+            self.reach_after_commit(effect)
             out += sent
         doubtful = self.read(lambda tx: GatewayRecords(tx).in_flight("destination", "accepted"))
         for row in doubtful:

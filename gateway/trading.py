@@ -175,7 +175,7 @@ class Trading:
         except BUSINESS_REFUSALS as error:
             return self._rejected(actor, request, transfer_id, to.registry, fingerprint, error), []
         if outbound:
-            hooks.reach("source-escrow", "after-commit")
+            self.gateway.reach_after_commit("source-escrow")
         return view, outbound
 
     def _existing(
@@ -334,7 +334,7 @@ class Trading:
             return TransferView.of(records.transfer(transfer_id) or _missing(transfer_id)), out
 
         view, outbound = gateway.write(body)
-        gateway.hooks.reach("source-void", "after-commit")
+        gateway.reach_after_commit("source-void")
         return view, outbound
 
     def view(self, actor: Actor, transfer_id: str) -> TransferView:

@@ -14,7 +14,6 @@ import contextlib
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +36,7 @@ from .service import Gateway, Outbound
 from .store import GatewayRecords
 from .trading import Trading, TransferRequest, TransferView, actor_of
 from .watch import TransferWatch
+from .workers import Workers
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -50,24 +50,6 @@ HEALTH_SERVICE = "grpc.health.v1.Health"
 IDENTITY_TTL = 60.0
 MAX_VERIFIED = 4096
 Send = Callable[[list[Outbound]], None]
-
-
-class Workers:
-    """Where blocking database work runs: one writer, a few readers."""
-
-    def __init__(self) -> None:
-        self.writer = ThreadPoolExecutor(1, thread_name_prefix="regfed-writer")
-        self.readers = ThreadPoolExecutor(2, thread_name_prefix="regfed-reader")
-
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
-
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.readers, fn, *args)
-
-    def close(self) -> None:
-        self.writer.shutdown(wait=True)
-        self.readers.shutdown(wait=True)
 
 
 def server_credentials(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> grpc.ServerCredentials:

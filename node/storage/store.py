@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -902,16 +903,61 @@ def _movement(r: Row[Any]) -> Movement:
     )
 
 
+@dataclass
+class _Batch:
+    conn: Connection
+    after_commit: list[Callable[[], None]]
+
+
 class Store:
     """Opens transactions on one registry database."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sqlite = is_sqlite(engine)
+        self._local = threading.local()
+
+    def _batch(self) -> _Batch | None:
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        return batch
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: every :meth:`write` on this thread inside the block runs in its own
+        savepoint of one transaction, committed once at the end (one fsync for many inputs).
+
+        A write that raises rolls back to its savepoint only. :meth:`after_commit` callbacks
+        wait for the real commit, and are dropped if it fails.
+        """
+        if self._batch() is not None:
+            raise RuntimeError("a write batch is already open on this thread")
+        with translated_errors(), self.engine.connect() as raw:
+            batch = _Batch(raw.execution_options(**{WRITE: True}), [])
+            with batch.conn.begin():
+                self._local.batch = batch
+                try:
+                    yield
+                finally:
+                    self._local.batch = None
+        for callback in batch.after_commit:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once what this thread wrote is committed: now, outside a batch."""
+        batch = self._batch()
+        if batch is None:
+            callback()
+        else:
+            batch.after_commit.append(callback)
 
     @contextmanager
     def write(self) -> Iterator[LedgerTx]:
         """A write transaction: committed if the block returns, rolled back if it raises."""
+        batch = self._batch()
+        if batch is not None:
+            with translated_errors(), batch.conn.begin_nested():
+                yield LedgerTx(batch.conn, sqlite=self.sqlite)
+            return
         with translated_errors(), self.engine.connect() as raw:
             conn = raw.execution_options(**{WRITE: True})
             with conn.begin():
