@@ -123,10 +123,10 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     server = grpc.aio.server(options=options)
     callers = Callers(config.ca, config.crls)
     peer_pb2_grpc.add_PeerServicer_to_server(PeerService(gateway, workers, callers), server)
-    changes = TransferWatch(asyncio.get_running_loop())
-    gateway.on_change = changes.changed
+    settlements = TransferWatch(asyncio.get_running_loop())
+    gateway.on_settled = settlements.settled
     client_pb2_grpc.add_RegistryServicer_to_server(
-        RegistryService(gateway, workers, callers, dispatcher.submit, changes), server
+        RegistryService(gateway, workers, callers, dispatcher.submit, settlements), server
     )
     health = HealthService()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

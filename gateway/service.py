@@ -96,8 +96,8 @@ class Gateway:
         self.ask_after = ask_after
         self.hooks = hooks or CrashHooks.from_environment()
         self.directory = Directory(0, ())
-        # Called on the writing thread, after the commit, with the transfers it changed.
-        self.on_change: Callable[[frozenset[str]], None] | None = None
+        # Called on the writing thread, after the commit, with the transfers it settled.
+        self.on_settled: Callable[[frozenset[str]], None] | None = None
         self.install_directory(directory)
 
     # -- membership ----------------------------------------------------------------------------
@@ -133,9 +133,9 @@ class Gateway:
             try:
                 with self.ledger.store.write() as tx:
                     result = body(tx)
-                if tx.changed_transfers and self.on_change is not None:
-                    changed = frozenset(tx.changed_transfers)
-                    self.ledger.store.after_commit(functools.partial(self.on_change, changed))
+                if tx.settled_transfers and self.on_settled is not None:
+                    settled = frozenset(tx.settled_transfers)
+                    self.ledger.store.after_commit(functools.partial(self.on_settled, settled))
                 return result
             except RegistryError as error:
                 attempt += 1

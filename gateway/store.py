@@ -152,7 +152,8 @@ class GatewayRecords:
             "updated_at": row.updated_at,
         }
         self.conn.execute(_INSERT_TRANSFER, values)
-        self.tx.changed_transfers.add(row.transfer_id)
+        if row.settled:
+            self.tx.settled_transfers.add(row.transfer_id)
 
     def update_transfer(
         self,
@@ -174,7 +175,8 @@ class GatewayRecords:
         if error_code is not None:
             values.update(error_code=error_code, error_message=error_message)
         self.conn.execute(_UPDATE_TRANSFER, {"tid": transfer_id, **values})
-        self.tx.changed_transfers.add(transfer_id)
+        if settled:
+            self.tx.settled_transfers.add(transfer_id)
 
     def unsettled(self, side: str, limit: int = 500) -> list[TransferRow]:
         rows = self.conn.execute(

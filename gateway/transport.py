@@ -236,10 +236,10 @@ class RegistryService(client_pb2_grpc.RegistryServicer):
         workers: Workers,
         callers: Callers,
         send: Send,
-        changes: TransferWatch,
+        settlements: TransferWatch,
     ) -> None:
         self.gateway = gateway
-        self.changes = changes
+        self.settlements = settlements
         self.callers = callers
         self.trading = Trading(gateway)
         self.workers = workers
@@ -286,7 +286,7 @@ class RegistryService(client_pb2_grpc.RegistryServicer):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(max(request.wait_ms, 0), 600_000) / 1000
         while True:
-            changed = self.changes.subscribe(request.transfer_id)
+            settled = self.settlements.subscribe(request.transfer_id)
             try:
                 view = await self.workers.read(self.trading.view, actor, request.transfer_id)
                 remaining = deadline - loop.time()
@@ -294,9 +294,9 @@ class RegistryService(client_pb2_grpc.RegistryServicer):
                     return transfer_pb(view)
                 # On timeout: one last read, then the reply as it stands.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), remaining)
+                    await asyncio.wait_for(settled.wait(), remaining)
             finally:
-                self.changes.unsubscribe(request.transfer_id, changed)
+                self.settlements.unsubscribe(request.transfer_id, settled)
 
     @_guarded
     async def CancelTransfer(  # noqa: N802

@@ -1,6 +1,6 @@
-"""Wake a trader's long poll when its transfer changes, instead of polling the database.
+"""Wake a trader's long poll when its transfer settles, instead of polling the database.
 
-The writer thread reports, after each commit, which transfers it changed; waiters on the event
+The writer thread reports, after each commit, which transfers it settled; waiters on the event
 loop subscribe *before* they read, so a change that commits between their read and their wait
 still wakes them.
 """
@@ -28,7 +28,7 @@ class TransferWatch:
             if not waiting:
                 del self.waiters[transfer_id]
 
-    def changed(self, transfer_ids: frozenset[str]) -> None:
+    def settled(self, transfer_ids: frozenset[str]) -> None:
         """Thread-safe: called by the writer thread after a commit."""
         self.loop.call_soon_threadsafe(self._wake, transfer_ids)
 

@@ -257,9 +257,9 @@ class LedgerTx:
     def __init__(self, conn: Connection, *, sqlite: bool) -> None:
         self.conn = conn
         self.sqlite = sqlite
-        # Transfers whose records this transaction changed: after the commit, whoever waits for
-        # one of them is woken (a trader's long poll) instead of polling the database.
-        self.changed_transfers: set[str] = set()
+        # Transfers this transaction settled: after the commit, whoever waits for one of them
+        # (a trader's long poll) is woken, instead of polling the database.
+        self.settled_transfers: set[str] = set()
 
     # -- registry metadata -------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,10 @@ def test_interstate_both_ways_and_intrastate_settle(
         local = pa.propose(accounts["PA"], accounts["PA2"], quantity=10)
         assert local["side"] == "local" and local["settled"]
         for c, t in ((pa, out), (ny, back)):
-            done = c.wait_settled(t["transfer_id"], 30)
+            # The long poll is woken by the settling commit, not by its (90 s) deadline.
+            began = time.monotonic()
+            done = c.wait_settled(t["transfer_id"], 90)
+            assert time.monotonic() - began < 60, "the settlement did not wake the long poll"
             assert (done["status"], done["settled"]) == ("completed", True), done
     for tid in (out["transfer_id"], back["transfer_id"]):
         sides = statuses(federation, tid)

@@ -1,4 +1,4 @@
-"""A trader's long poll is woken by the commit that changed its transfer, from the writer
+"""A trader's long poll is woken by the commit that settled its transfer, from the writer
 thread, and by nothing else."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from regfed.gateway.watch import TransferWatch
 async def test_a_commit_on_another_thread_wakes_only_that_transfers_waiters() -> None:
     watch = TransferWatch(asyncio.get_running_loop())
     mine, other = watch.subscribe("t-1"), watch.subscribe("t-2")
-    writer = threading.Thread(target=watch.changed, args=(frozenset({"t-1"}),))
+    writer = threading.Thread(target=watch.settled, args=(frozenset({"t-1"}),))
     writer.start()
     writer.join()
     await asyncio.wait_for(mine.wait(), 5)
@@ -27,7 +27,7 @@ async def test_a_commit_on_another_thread_wakes_only_that_transfers_waiters() ->
 async def test_a_change_between_subscribe_and_wait_is_not_lost() -> None:
     watch = TransferWatch(asyncio.get_running_loop())
     event = watch.subscribe("t-1")
-    watch.changed(frozenset({"t-1"}))  # lands while the waiter is still reading
+    watch.settled(frozenset({"t-1"}))  # lands while the waiter is still reading
     await asyncio.wait_for(event.wait(), 5)
 
 
@@ -40,5 +40,5 @@ async def test_unsubscribed_waiters_leave_nothing_behind() -> None:
     watch.unsubscribe("t-1", second)
     watch.unsubscribe("t-1", second)  # twice is harmless
     assert watch.waiters == {}
-    watch.changed(frozenset({"t-1"}))
+    watch.settled(frozenset({"t-1"}))
     await asyncio.sleep(0.01)
