@@ -27,7 +27,7 @@ def register(commands: Any) -> None:
     p.set_defaults(handler=_ledger)
     t = sub.add_parser("transfers", help="settled interstate transfers/s on a local federation")
     t.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
-    t.add_argument("--traders", type=int, default=8, help="concurrent traders (default 8)")
+    t.add_argument("--traders", type=int, default=32, help="concurrent traders (default 32)")
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.set_defaults(handler=_transfers)
 
