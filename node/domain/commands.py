@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -16,6 +17,19 @@ from .errors import InvalidArgument
 from .serials import UnitBlock
 
 _OPERATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", re.ASCII)
+
+
+def checked_text(value: str, what: str, limit: int, *, required: bool = True) -> str:
+    """Free text a person typed: at most ``limit`` characters, no control characters (NUL
+    included), and not blank when required. Both engines then store exactly the same thing:
+    SQLite would keep an over-long name that PostgreSQL refuses."""
+    if required and not value.strip():
+        raise InvalidArgument(f"{what} must not be empty")
+    if len(value) > limit:
+        raise InvalidArgument(f"{what} is {len(value)} characters long; at most {limit}")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+        raise InvalidArgument(f"{what} must not contain control characters")
+    return value
 
 
 def _jsonable(value: Any) -> Any:
@@ -55,6 +69,9 @@ class RepresentativeSpec:
     role: str
     rights: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        checked_text(self.person, "a representative's name", 128)
+
 
 @dataclass(frozen=True, kw_only=True)
 class OpenAccount(Command):
@@ -66,6 +83,14 @@ class OpenAccount(Command):
     purpose: str | None = None
     set_aside: str | None = None
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        checked_text(self.name, "the account name", 200)
+        if self.source_id is not None:
+            checked_text(self.source_id, "the source id", 64)
+        if self.set_aside is not None:
+            checked_text(self.set_aside, "the set-aside name", 64)
+
 
 @dataclass(frozen=True, kw_only=True)
 class SetAccountStatus(Command):
@@ -73,6 +98,10 @@ class SetAccountStatus(Command):
     account: str
     status: str
     reason: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        checked_text(self.reason, "the reason", 500, required=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +118,10 @@ class RemoveRepresentative(Command):
     kind: ClassVar[str] = "remove-representative"
     account: str
     person: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        checked_text(self.person, "a representative's name", 128)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,6 +165,10 @@ class Transfer(Command):
     selection: Selection
     memo: str = ""
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        checked_text(self.memo, "the memo", 500, required=False)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Retire(Command):
@@ -139,6 +176,10 @@ class Retire(Command):
     from_account: str
     selection: Selection
     reason: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        checked_text(self.reason, "the reason", 500, required=False)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -627,3 +627,27 @@ def test_an_account_named_twice_is_deducted_once(reg: Registry) -> None:
     assert (row["obligation"], row["deducted"], row["shortfall"]) == (100, 100, 0)
     [summary] = reg.queries.compliance()
     assert (summary["emissions"], summary["surrendered"]) == (100, 100)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["x" * 300, "Acme\x00Energy", "  ", "Acme\r\nEnergy"],
+    ids=["long", "nul", "blank", "crlf"],
+)
+def test_names_are_refused_alike_on_both_engines(reg: Registry, name: str) -> None:
+    """Before, SQLite stored these and PostgreSQL failed with INVARIANT_VIOLATION."""
+
+    def open_named(account_name: str, person_name: str) -> object:
+        return reg.ledger.open_account(
+            OpenAccount(
+                operation_id=op_id("open"),
+                account_type="general",
+                name=account_name,
+                representatives=(RepresentativeSpec(person=person_name, role="primary"),),
+            ),
+            reg.ledger.administrator,
+        )
+
+    error = refused(reg, "INVALID_ARGUMENT", lambda: open_named(name, "alice"))
+    assert "name" in error.message
+    refused(reg, "INVALID_ARGUMENT", lambda: open_named("Acme", name))

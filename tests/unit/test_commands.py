@@ -234,3 +234,55 @@ def test_the_kind_alone_separates_fingerprints() -> None:
 def test_an_operation_id_with_a_trailing_newline_is_refused() -> None:
     with pytest.raises(InvalidArgument):
         DeductCompliance(operation_id="op-1\n", program="RGGI", period="2024")
+
+
+def _open(name: str = "Acme", **kw: object) -> OpenAccount:
+    return OpenAccount(operation_id="op", account_type="general", name=name, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda: _open(""), "must not be empty"),
+        (lambda: _open("   "), "must not be empty"),
+        (lambda: _open("x" * 201), "at most 200"),
+        (lambda: _open("Acme\x00Corp"), "control characters"),
+        (lambda: _open("Acme\nCorp"), "control characters"),
+        (lambda: _open(source_id="S" * 65), "at most 64"),
+        (lambda: _open(set_aside="\x07"), "control characters"),
+        (lambda: RepresentativeSpec(person="", role="primary"), "must not be empty"),
+        (lambda: RepresentativeSpec(person="p" * 129, role="primary"), "at most 128"),
+        (lambda: RemoveRepresentative(operation_id="op", account="A", person="\x00"), "control"),
+        (
+            lambda: SetAccountStatus(
+                operation_id="op", account="A", status="closed", reason="r" * 501
+            ),
+            "at most 500",
+        ),
+        (
+            lambda: Retire(
+                operation_id="op", from_account="A", selection=Selection(quantity=1), reason="\x1b"
+            ),
+            "control",
+        ),
+        (
+            lambda: Transfer(
+                operation_id="op",
+                from_account="A",
+                to_account="B",
+                selection=Selection(quantity=1),
+                memo="m" * 501,
+            ),
+            "at most 500",
+        ),
+    ],
+)
+def test_free_text_is_bounded_and_printable_on_every_engine(make: object, needle: str) -> None:
+    with pytest.raises(InvalidArgument, match=needle):
+        make()  # type: ignore[operator]
+
+
+def test_free_text_at_its_limits_and_beyond_ascii_is_accepted() -> None:
+    assert _open("x" * 200, source_id="S" * 64).name == "x" * 200
+    assert _open("Société Énergie — Ñandú 株式会社").name.startswith("Société")
+    assert Retire(operation_id="op", from_account="A", selection=Selection(quantity=1)).reason == ""
