@@ -215,3 +215,28 @@ def test_program_rules_are_configurable(tmp_path: Path) -> None:
     assert refusal["error"]["code"] == "PROGRAM_FORBIDS_SEND"
     listed = regfed_json("ledger", "programs", *db, "--programs", str(rules))["programs"]
     assert {p["code"]: p["compliance_account_may_send"] for p in listed}["RGGI"] is False
+
+
+def test_figures_only_in_digits_0_to_9_and_nothing_changes(tmp_path: Path) -> None:
+    """int() takes Arabic-Indic digits and underscores; a typed registry figure may not."""
+    db = ["--db", str(tmp_path / "ny.db")]
+    regfed_json("ledger", "init", *db, "--registry", "NY")
+    issue = ["ledger", "issue", *db, "--program", "RGGI", "--vintage", "2025", "--quantity"]
+    for figure in ("١٠٠", "1_000", "1e3", "٢"):
+        refused = regfed(*issue, figure, expect=2)
+        assert "not a whole number written in digits 0-9" in refused.stderr
+    refused = regfed(
+        "ledger",
+        "transfer",
+        *db,
+        "--from",
+        "NY-1",
+        "--to",
+        "NY-2",
+        "--serials",
+        "NY/RGGI/allowance/2025:١-٥",
+        expect=2,
+    )
+    assert "INVALID_ARGUMENT" in refused.stderr
+    assert regfed_json("ledger", "totals", *db)["rows"] == []
+    assert regfed_json(*issue, "100")["detail"]["block"]["end"] == 100

@@ -38,11 +38,11 @@ from regfed.node import (
 from regfed.node.storage.engine import make_engine
 from regfed.node.storage.migrate import current_revision, head_revision, upgrade
 
-from ._output import block_label, emit_json, table
+from ._output import block_label, emit_json, table, whole_number
 
 DB_ENV = "REGFED_DB"
 PROGRAMS_ENV = "REGFED_PROGRAMS"
-_BLOCK = re.compile(r"^([A-Z]{2,4})/([A-Za-z0-9]+)/([a-z]+)/(\d{4}):(\d+)-(\d+)$")
+_BLOCK = re.compile(r"^([A-Z]{2,4})/([A-Za-z0-9]+)/([a-z]+)/([0-9]{4}):([0-9]+)-([0-9]+)$")
 
 
 def register(commands: Any) -> None:
@@ -95,10 +95,10 @@ def register(commands: Any) -> None:
     p = cmd("issue", "issue new units into a state account (administrator)", _issue)
     p.add_argument("--program", required=True)
     p.add_argument("--unit-type", default="allowance")
-    p.add_argument("--vintage", required=True, type=int)
-    p.add_argument("--quantity", required=True, type=int)
+    p.add_argument("--vintage", required=True, type=whole_number)
+    p.add_argument("--quantity", required=True, type=whole_number)
     p.add_argument("--to", help="state account (default: the allocation account)")
-    p.add_argument("--start", type=int, help="first serial (default: next free)")
+    p.add_argument("--start", type=whole_number, help="first serial (default: next free)")
     _actor_and_op(p)
 
     for name, help_text, handler in (
@@ -116,7 +116,7 @@ def register(commands: Any) -> None:
     p.add_argument("--account", required=True)
     p.add_argument("--program", required=True)
     p.add_argument("--period", required=True, help="YYYY or YYYY-YYYY")
-    p.add_argument("--tons", required=True, type=int)
+    p.add_argument("--tons", required=True, type=whole_number)
     _actor_and_op(p)
 
     p = cmd("deduct", "compliance deduction for a program's control period", _deduct)
@@ -150,10 +150,10 @@ def _actor_and_op(p: argparse.ArgumentParser) -> None:
 
 
 def _selection_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quantity", type=int)
+    p.add_argument("--quantity", type=whole_number)
     p.add_argument("--program")
     p.add_argument("--unit-type")
-    p.add_argument("--vintage", type=int)
+    p.add_argument("--vintage", type=whole_number)
     p.add_argument(
         "--serials", action="append", default=[], metavar="ISSUER/PROGRAM/TYPE/VINTAGE:START-END"
     )

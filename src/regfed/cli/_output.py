@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -11,6 +13,17 @@ from regfed.node import RegistryError
 
 EXIT_REFUSED = 2
 EXIT_FAILED = 1
+
+
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+
+
+def whole_number(text: str) -> int:
+    """An argparse type: an integer written in the digits 0-9. Plain ``int`` would also take
+    ``'١٢٣'`` or ``'1_000'``, which no registry figure should be typed as."""
+    if not _WHOLE_NUMBER.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number written in digits 0-9")
+    return int(text)
 
 
 def emit_json(value: Any) -> None:
