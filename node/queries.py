@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from .domain.account_numbers import AccountNumber
@@ -17,6 +18,7 @@ from .domain.actors import Actor, ActorKind
 from .domain.errors import (
     AccountInOtherRegistry,
     AccountNotFound,
+    InvalidArgument,
     InvariantViolation,
     NotAuthorized,
 )
@@ -176,6 +178,7 @@ class LedgerQueries:
     def statement(
         self, number: str, actor: Actor, since: str | None = None, until: str | None = None
     ) -> dict[str, Any]:
+        since, until = _moment(since, "since"), _moment(until, "until")
         with self.store.read() as tx:
             account = self._account(tx, number)
             self._require_read(tx, actor, account)
@@ -363,3 +366,20 @@ def _check_issued(tx: LedgerTx, blocks: list[Holding], registry: str) -> Check:
                 return Check("supply-conserved", False, f"{uc.label()}:{r} was never issued")
     total = sum(r.quantity for rs in issued.values() for r in rs)
     return Check("supply-conserved", True, f"{total} units issued, all accounted for")
+
+
+def _moment(text: str | None, what: str) -> str | None:
+    """A period bound as the journal stores times (UTC, microseconds, ``Z``). Journal times are
+    compared as text, so anything else (``yesterday``) would silently select nothing."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidArgument(
+            f"--{what} {text!r} is not an ISO date or time, e.g. 2026-01-31 or "
+            "2026-01-31T12:00:00Z (a time without an offset is UTC)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -603,6 +603,18 @@ def test_statement_lists_movements_of_one_account_over_a_period(reg: Registry) -
     assert last["blocks"][0]["to"] == other and last["actor"] == "person:alice"
     later = reg.queries.statement(acme, person("alice"), since="9999-01-01T00:00:00Z")
     assert later["entries"] == []
+    # A date alone, or a time with an offset, means the same instant in UTC.
+    alice = person("alice")
+    assert len(reg.queries.statement(acme, alice, since="2000-01-01")["entries"]) == 3
+    assert reg.queries.statement(acme, alice, until="2000-01-01T05:00:00+05:00")["entries"] == []
+    assert reg.queries.statement(acme, alice, since="2000-01-01")["since"] == (
+        "2000-01-01T00:00:00.000000Z"
+    )
+    # Journal times compare as text: a word would silently select nothing, so it is refused.
+    for bad in ("yesterday", "2026-13-01", ""):
+        with pytest.raises(RegistryError) as caught:
+            reg.queries.statement(acme, alice, since=bad)
+        assert caught.value.code == "INVALID_ARGUMENT" and "ISO date" in caught.value.message
 
 
 def test_an_account_named_twice_is_deducted_once(reg: Registry) -> None:
