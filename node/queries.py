@@ -26,6 +26,7 @@ from .domain.holdings import BlockState, Holding
 from .domain.invariants import check_disjoint
 from .domain.journal import Place, ReplayError, canonical, replay
 from .domain.serials import SerialRange, UnitClass, merge_adjacent
+from .ledger import timestamp
 from .storage.store import GENESIS_HASH, LedgerTx, Store, entry_hash
 
 
@@ -380,6 +381,4 @@ def _moment(text: str | None, what: str) -> str | None:
             f"--{what} {text!r} is not an ISO date or time, e.g. 2026-01-31 or "
             "2026-01-31T12:00:00Z (a time without an offset is UTC)"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return timestamp(moment if moment.tzinfo else moment.replace(tzinfo=UTC))

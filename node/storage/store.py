@@ -754,9 +754,7 @@ class LedgerTx:
             )
 
     def journal_head(self) -> tuple[int, str]:
-        row = self.conn.execute(
-            select(t.journal_head.c.seq, t.journal_head.c.hash).where(t.journal_head.c.id == 1)
-        ).one_or_none()
+        row = self.conn.execute(_HEAD).one_or_none()
         return (row.seq, row.hash) if row else (0, GENESIS_HASH)
 
     # -- idempotency -------------------------------------------------------------------------
