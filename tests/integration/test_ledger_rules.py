@@ -648,18 +648,6 @@ def test_an_account_named_twice_is_deducted_once(reg: Registry) -> None:
 )
 def test_names_are_refused_alike_on_both_engines(reg: Registry, name: str) -> None:
     """Before, SQLite stored these and PostgreSQL failed with INVARIANT_VIOLATION."""
-
-    def open_named(account_name: str, person_name: str) -> object:
-        return reg.ledger.open_account(
-            OpenAccount(
-                operation_id=op_id("open"),
-                account_type="general",
-                name=account_name,
-                representatives=(RepresentativeSpec(person=person_name, role="primary"),),
-            ),
-            reg.ledger.administrator,
-        )
-
-    error = refused(reg, "INVALID_ARGUMENT", lambda: open_named(name, "alice"))
+    error = refused(reg, "INVALID_ARGUMENT", lambda: open_general(reg, "alice", name))
     assert "name" in error.message
-    refused(reg, "INVALID_ARGUMENT", lambda: open_named("Acme", name))
+    refused(reg, "INVALID_ARGUMENT", lambda: open_general(reg, name, "Acme"))
