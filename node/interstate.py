@@ -49,12 +49,7 @@ def escrow(
     work.movements += apply_takes(tx, takes, place, work.audit, transfer_id)
     work.accounts.add(source.id)
     blocks = tuple(t.block for t in takes)
-    work.detail.update(
-        transfer_id=transfer_id,
-        account=source.label,
-        quantity=sum(b.quantity for b in blocks),
-        blocks=[b.to_dict() for b in blocks],
-    )
+    _describe(work, transfer_id, source, blocks)
     return blocks
 
 
@@ -146,10 +141,17 @@ def pin(
         work.audit.put(block)
         work.movements.append(Movement(block, None, place))
     work.accounts.add(account.id)
+    _describe(work, transfer_id, account, blocks)
+    return account
+
+
+def _describe(
+    work: Work, transfer_id: str, account: Account, blocks: tuple[UnitBlock, ...]
+) -> None:
+    """The journal detail of a step that moves blocks into or out of one account."""
     work.detail.update(
         transfer_id=transfer_id,
         account=account.label,
         quantity=sum(b.quantity for b in blocks),
         blocks=[b.to_dict() for b in blocks],
     )
-    return account
