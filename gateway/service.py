@@ -166,7 +166,7 @@ class Gateway:
         if stored is not None:
             return stored
         envelope = seal(message.encode(), self.me, self.signing_key)
-        records.add_evidence(
+        records.add_new_evidence(
             message.transfer_id,
             "sent",
             message.step,

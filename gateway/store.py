@@ -256,8 +256,21 @@ class GatewayRecords:
         envelope: Envelope,
         at: str,
     ) -> None:
-        if self.has_evidence(transfer_id, direction, digest):
-            return
+        """Record a signed message once: a duplicate of one already recorded is ignored."""
+        if not self.has_evidence(transfer_id, direction, digest):
+            self.add_new_evidence(transfer_id, direction, step, kind, digest, envelope, at)
+
+    def add_new_evidence(
+        self,
+        transfer_id: str,
+        direction: str,
+        step: int,
+        kind: str,
+        digest: str,
+        envelope: Envelope,
+        at: str,
+    ) -> None:
+        """Record a signed message the caller has just looked for and not found."""
         self.conn.execute(
             _INSERT_EVIDENCE,
             {
