@@ -150,22 +150,17 @@ class Trading:
         AccountNumber.parse(request.from_account)
         to = AccountNumber.parse(request.to_account)
         fingerprint = request.fingerprint()
-        existing = self._existing(actor, request, fingerprint)
-        if existing is not None:
-            return existing, []
         transfer_id = f"{self.me}-{uuid.uuid4().hex}"
         if to.registry == self.me:
             return self._local(actor, request, transfer_id, fingerprint), []
-        member = self.gateway.member(to.registry)
-        if member is None:
-            raise GatewayError(
-                "UNKNOWN_REGISTRY", f"{to.registry} is not a registry of this federation"
-            )
-        if not self.gateway._active(to.registry):
-            raise GatewayError(
-                "MEMBER_SUSPENDED",
-                f"registry {to.registry} is {member.status.value}: no new transfers with it",
-            )
+        refusal = self._membership_refusal(to.registry)
+        if refusal is not None:
+            # A retry of a proposal made before the member was suspended gets its transfer;
+            # every other path looks the request id up inside its own write transaction.
+            existing = self._existing(actor, request, fingerprint)
+            if existing is not None:
+                return existing, []
+            raise refusal
         hooks = self.gateway.hooks
         hooks.reach("source-escrow", "after-receive")
         try:
@@ -177,6 +172,19 @@ class Trading:
         if outbound:
             self.gateway.reach_after_commit("source-escrow")
         return view, outbound
+
+    def _membership_refusal(self, registry: str) -> GatewayError | None:
+        member = self.gateway.member(registry)
+        if member is None:
+            return GatewayError(
+                "UNKNOWN_REGISTRY", f"{registry} is not a registry of this federation"
+            )
+        if not self.gateway._active(registry):
+            return GatewayError(
+                "MEMBER_SUSPENDED",
+                f"registry {registry} is {member.status.value}: no new transfers with it",
+            )
+        return None
 
     def _existing(
         self, actor: Actor, request: TransferRequest, fingerprint: str

@@ -259,3 +259,23 @@ def test_suspended_member_gets_no_new_transfers(pair: Pair) -> None:
         pair.ny.receive(first.envelope, Identity(Role.REGISTRY, "PA"))
     assert refused.value.code == "MEMBER_SUSPENDED"
     assert digest(pair.ny.registry) == before
+
+
+def test_a_retry_after_the_member_is_suspended_returns_the_same_transfer(pair: Pair) -> None:
+    request = TransferRequest(
+        "req-before-suspension", pair.alice, pair.carol, Selection(quantity=5)
+    )
+    first, _outbound = Trading(pair.pa).propose(person("alice"), request)
+    members = tuple(
+        dataclasses.replace(m, status=MemberStatus.SUSPENDED) if m.code == "NY" else m
+        for m in pair.pa.directory.members
+    )
+    pair.pa.install_directory(Directory(2, members))
+    before = digest(pair.pa.registry)
+    again, outbound = Trading(pair.pa).propose(person("alice"), request)
+    assert (again.transfer_id, outbound) == (first.transfer_id, [])
+    fresh = dataclasses.replace(request, request_id="req-after-suspension")
+    with pytest.raises(GatewayError) as refused:
+        Trading(pair.pa).propose(person("alice"), fresh)
+    assert refused.value.code == "MEMBER_SUSPENDED"
+    assert digest(pair.pa.registry) == before
