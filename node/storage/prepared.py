@@ -136,3 +136,17 @@ class Prepared:
             ) from error
         finally:
             cursor.close()
+
+
+def run_sql(conn: Connection, sql: str) -> None:
+    """Execute one constant statement (a savepoint, say) on the driver, errors wrapped alike."""
+    dialect = conn.dialect
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+    except dialect.loaded_dbapi.Error as error:
+        raise sa_exc.DBAPIError.instance(
+            sql, (), error, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from error
+    finally:
+        cursor.close()

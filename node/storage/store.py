@@ -46,7 +46,7 @@ from ..domain.representatives import Representative, Right, Role
 from ..domain.serials import SerialRange, UnitBlock, UnitClass
 from . import schema as t
 from .engine import WRITE, is_sqlite
-from .prepared import Prepared
+from .prepared import Prepared, run_sql
 
 GENESIS_HASH = "0" * 64
 PAGE = 64
@@ -177,8 +177,6 @@ def _class_filter(table: Any, uc: UnitClass) -> Any:
 _a, _b, _r, _h = t.accounts, t.blocks, t.representatives, t.journal_head
 _ACCOUNT_BY_NUMBER = Prepared(select(_a).where(_a.c.number == bindparam("p_number")))
 _ACCOUNT_BY_ID = Prepared(select(_a).where(_a.c.id == bindparam("p_id")))
-_ACCOUNTS_IN = select(_a).where(_a.c.id.in_(bindparam("p_ids", expanding=True))).order_by(_a.c.id)
-_ACCOUNTS_IN_LOCKED = _ACCOUNTS_IN.with_for_update()
 _REPRESENTATIVES = Prepared(
     select(_r).where(_r.c.account_id == bindparam("p_account")).order_by(_r.c.id)
 )
@@ -220,6 +218,14 @@ _INSERT_MOVEMENTS = Prepared(insert(t.journal_movements))
 _INSERT_JOURNAL_ACCOUNTS = Prepared(insert(t.journal_accounts))
 _OPERATION = Prepared(select(t.operations).where(t.operations.c.operation_id == bindparam("p_op")))
 _INSERT_OPERATION = Prepared(insert(t.operations))
+
+
+@functools.lru_cache(maxsize=64)
+def _accounts_in(count: int, *, locked: bool) -> Prepared:
+    """Accounts by id, one statement per number of ids (an operation names one to a few)."""
+    ids: list[Any] = [bindparam(f"p_id{i}") for i in range(count)]
+    query = select(_a).where(_a.c.id.in_(ids)).order_by(_a.c.id)
+    return Prepared(query.with_for_update() if locked else query)
 
 
 _SPENDABLE_FILTERS = ("p_program", "p_unit_types", "p_vintage", "p_max_vintage")
@@ -341,8 +347,11 @@ class LedgerTx:
         PostgreSQL a row read before the lock may have changed while we waited for it. SQLite
         already holds the database's write lock, so there the lock is a plain read.
         """
-        query = _ACCOUNTS_IN if self.sqlite else _ACCOUNTS_IN_LOCKED
-        rows = self.conn.execute(query, {"p_ids": sorted(set(ids))})
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        query = _accounts_in(len(wanted), locked=not self.sqlite)
+        rows = query.rows(self.conn, {f"p_id{i}": v for i, v in enumerate(wanted)})
         return {row.id: _account(row) for row in rows}
 
     def set_account_status(self, account_id: int, status: AccountStatus) -> None:
@@ -912,6 +921,7 @@ def _movement(r: Row[Any]) -> Movement:
 class _Batch:
     conn: Connection
     after_commit: list[Callable[[], None]]
+    savepoints: int = 0
 
 
 class Store:
@@ -960,8 +970,19 @@ class Store:
         """A write transaction: committed if the block returns, rolled back if it raises."""
         batch = self._batch()
         if batch is not None:
-            with translated_errors(), batch.conn.begin_nested():
-                yield LedgerTx(batch.conn, sqlite=self.sqlite)
+            # Savepoints by plain SQL on the driver: SQLAlchemy's begin_nested() compiled a
+            # new statement for each of the group's inputs.
+            batch.savepoints += 1
+            name = f"write_{batch.savepoints}"
+            with translated_errors():
+                run_sql(batch.conn, f"SAVEPOINT {name}")
+                try:
+                    yield LedgerTx(batch.conn, sqlite=self.sqlite)
+                except BaseException:
+                    run_sql(batch.conn, f"ROLLBACK TO SAVEPOINT {name}")
+                    run_sql(batch.conn, f"RELEASE SAVEPOINT {name}")
+                    raise
+                run_sql(batch.conn, f"RELEASE SAVEPOINT {name}")
             return
         with translated_errors(), self.engine.connect() as raw:
             conn = raw.execution_options(**{WRITE: True})

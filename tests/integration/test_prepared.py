@@ -64,6 +64,7 @@ def test_results_equal_sqlalchemy_execution(db_url: str) -> None:
             assert [tuple(r) for r in got] == expected
             assert expected  # the comparison is not vacuous
         row = Prepared(_FIRST_OF_OWNER).first(conn, {"who": "a"})
+        assert row is not None
         assert (row.id, row.owner, bool(row.flag)) == (1, "a", False)
         assert Prepared(_FIRST_OF_OWNER).first(conn, {"who": "nobody"}) is None
         with pytest.raises(sa_exc.MultipleResultsFound):
