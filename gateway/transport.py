@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -64,6 +65,15 @@ def channel_credentials(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> grpc.
     )
 
 
+def _modified(path: Path) -> int:
+    """A file's modification stamp, 0 when it is absent: one system call per check, since a
+    revocation must take effect on the very next call."""
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
 class Callers:
     """Who is calling: the verified client chain, checked again against the federation CA, the
     registry intermediates and their revocation lists (re-read when a list file changes).
@@ -83,7 +93,7 @@ class Callers:
         self.verified: dict[bytes, tuple[Identity, float]] = {}
 
     def _revocations(self) -> list[x509.CertificateRevocationList]:
-        stamps = tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in self.crl_files)
+        stamps = tuple(_modified(p) for p in self.crl_files)
         if stamps != self.seen:
             self.crls = [load_crl(p) for p in self.crl_files if p.exists()]
             self.seen = stamps
