@@ -142,6 +142,18 @@ def from_pb(envelope: peer_pb2.Envelope) -> Envelope:
     return Envelope(envelope.payload, envelope.sender, envelope.key_id, envelope.signature)
 
 
+MAX_WAIT_MS = 600_000
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _deadline(wait_ms: int) -> float:
+    """Event-loop time at which a wait of ``wait_ms`` (clamped to 0..10 minutes) ends."""
+    return _now() + min(max(wait_ms, 0), MAX_WAIT_MS) / 1000
+
+
 def _guarded(
     handler: Callable[[S, R, Context], Awaitable[T]],
 ) -> Callable[[S, R, Context], Awaitable[T]]:
@@ -284,29 +296,46 @@ class RegistryService(client_pb2_grpc.RegistryServicer):
         proposal = TransferRequest(
             request.request_id, request.from_account, request.to_account, selection_of(request)
         )
+        deadline = _deadline(request.wait_ms)
         view, outbound = await self.workers.write(self.trading.propose, actor, proposal)
-        self.send(outbound)
-        return transfer_pb(view)
+        if view.settled or deadline <= _now():
+            self.send(outbound)
+            return transfer_pb(view)
+        if not outbound:  # a retry: the transfer's messages left with the first proposal
+            return transfer_pb(await self._follow(actor, view.transfer_id, deadline))
+        # Nothing can settle this transfer before its first message leaves, so subscribing
+        # before sending needs no read between.
+        settled = self.settlements.subscribe(view.transfer_id)
+        try:
+            self.send(outbound)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(settled.wait(), deadline - _now())
+        finally:
+            self.settlements.unsubscribe(view.transfer_id, settled)
+        return transfer_pb(await self.workers.read(self.trading.view, actor, view.transfer_id))
+
+    async def _follow(self, actor: Any, transfer_id: str, deadline: float) -> TransferView:
+        """Read the transfer until it settles or ``deadline`` (event-loop time) passes."""
+        while True:
+            settled = self.settlements.subscribe(transfer_id)
+            try:
+                view = await self.workers.read(self.trading.view, actor, transfer_id)
+                remaining = deadline - _now()
+                if view.settled or remaining <= 0:
+                    return view
+                # On timeout: one last read, then the reply as it stands.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(settled.wait(), remaining)
+            finally:
+                self.settlements.unsubscribe(transfer_id, settled)
 
     @_guarded
     async def GetTransfer(  # noqa: N802
         self, request: client_pb2.GetTransferRequest, context: Context
     ) -> client_pb2.Transfer:
         actor = self._actor(context)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + min(max(request.wait_ms, 0), 600_000) / 1000
-        while True:
-            settled = self.settlements.subscribe(request.transfer_id)
-            try:
-                view = await self.workers.read(self.trading.view, actor, request.transfer_id)
-                remaining = deadline - loop.time()
-                if view.settled or remaining <= 0:
-                    return transfer_pb(view)
-                # On timeout: one last read, then the reply as it stands.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(settled.wait(), remaining)
-            finally:
-                self.settlements.unsubscribe(request.transfer_id, settled)
+        deadline = _deadline(request.wait_ms)
+        return transfer_pb(await self._follow(actor, request.transfer_id, deadline))
 
     @_guarded
     async def CancelTransfer(  # noqa: N802

@@ -69,6 +69,35 @@ def test_interstate_both_ways_and_intrastate_settle(
     assert audit(federation) == []
 
 
+def test_a_proposal_can_wait_for_its_own_settlement(
+    fed: tuple[Federation, LocalFederation], accounts: dict[str, str]
+) -> None:
+    federation, local = fed
+    with client(federation, "PA") as pa:
+        began = time.monotonic()
+        t = pa.propose(accounts["PA"], accounts["NY"], quantity=2, request_id="wait-1", wait_s=90)
+        assert time.monotonic() - began < 60, "the settlement did not wake the proposal"
+        assert (t["status"], t["settled"]) == ("completed", True), t
+        again = pa.propose(
+            accounts["PA"], accounts["NY"], quantity=2, request_id="wait-1", wait_s=5
+        )
+        assert (again["transfer_id"], again["settled"]) == (t["transfer_id"], True)
+    local.kill("NJ")  # nothing can settle: the wait ends at its deadline, as it stands
+    try:
+        with client(federation, "PA") as pa:
+            began = time.monotonic()
+            stuck = pa.propose(accounts["PA"], accounts["NJ"], quantity=1, wait_s=1.5)
+            assert time.monotonic() - began >= 1.5
+            assert (stuck["status"], stuck["settled"]) == ("proposed", False), stuck
+            assert pa.cancel(stuck["transfer_id"])["status"] == "cancelled"
+    finally:
+        local.start(["NJ"])
+    assert statuses(federation, t["transfer_id"]) == {
+        "PA": ("completed", True),
+        "NY": ("completed", True),
+    }
+
+
 def test_retry_with_the_same_request_id_moves_units_once(
     fed: tuple[Federation, LocalFederation], accounts: dict[str, str]
 ) -> None:

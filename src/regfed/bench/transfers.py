@@ -86,9 +86,7 @@ def run_transfer_bench(
                     n = 0
                     while time.monotonic() < stop_at:
                         began = time.monotonic()
-                        t = client.propose(sources[index], targets[n % 2], quantity=1)
-                        if not t["settled"]:
-                            t = client.wait_settled(t["transfer_id"], 60)
+                        t = client.propose(sources[index], targets[n % 2], quantity=1, wait_s=60)
                         n += 1
                         with lock:
                             if t["status"] == "completed" and t["settled"]:

@@ -55,9 +55,7 @@ def run_federation(folder: Path, as_json: bool) -> tuple[bool, dict[str, Any]]:
 
         def move(home: str, src: str, dst: str, quantity: int, what: str) -> dict[str, Any]:
             with RegistryClient(federation, home) as client:
-                t = client.propose(src, dst, quantity=quantity)
-                if not t["settled"]:
-                    t = client.wait_settled(t["transfer_id"], 60)
+                t = client.propose(src, dst, quantity=quantity, wait_s=60)
             transfers.append({"what": what, **t})
             reason = f" ({t['error_code']}: {t['error_message']})" if t["error_code"] else ""
             say(f"  {what}: {t['status']}{' and settled' if t['settled'] else ''}{reason}")

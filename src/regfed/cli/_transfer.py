@@ -128,9 +128,8 @@ def _propose(args: argparse.Namespace) -> int:
             vintage=selection.vintage or 0,
             blocks=[b.to_dict() for b in selection.blocks],
             request_id=args.request_id,
+            wait_s=max(args.wait, 0),
         )
-        if args.wait > 0 and not t["settled"]:
-            t = client.wait_settled(t["transfer_id"], args.wait)
         return t
 
     return _guard(args, body)

@@ -94,7 +94,9 @@ class RegistryClient:
         vintage: int = 0,
         blocks: list[dict[str, Any]] | None = None,
         request_id: str | None = None,
+        wait_s: float = 0.0,
     ) -> dict[str, Any]:
+        """Propose; with ``wait_s``, answer once it settles or that many seconds pass."""
         request = client_pb2.ProposeTransferRequest(
             request_id=request_id or uuid.uuid4().hex,
             from_account=from_account,
@@ -104,8 +106,9 @@ class RegistryClient:
             unit_type=unit_type,
             vintage=vintage,
             blocks=[client_pb2.Block(**b) for b in blocks or []],
+            wait_ms=int(wait_s * 1000),
         )
-        return transfer_dict(self._call(self.stub.ProposeTransfer, request))
+        return transfer_dict(self._call(self.stub.ProposeTransfer, request, self.timeout + wait_s))
 
     def get(self, transfer_id: str, wait_ms: int = 0) -> dict[str, Any]:
         request = client_pb2.GetTransferRequest(transfer_id=transfer_id, wait_ms=wait_ms)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63lient/v1/client.proto\x12\x10regfed.client.v1\"w\n\x05\x42lock\x12\x0e\n\x06issuer\x18\x01 \x01(\t\x12\x0f\n\x07program\x18\x02 \x01(\t\x12\x11\n\tunit_type\x18\x03 \x01(\t\x12\x0f\n\x07vintage\x18\x04 \x01(\x05\x12\r\n\x05start\x18\x05 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x06 \x01(\x03\x12\r\n\x05state\x18\x07 \x01(\t\"&\n\x13ListHoldingsRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\"M\n\x11ListHoldingsReply\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\'\n\x06\x62locks\x18\x02 \x03(\x0b\x32\x17.regfed.client.v1.Block\"\xc6\x01\n\x16ProposeTransferRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_account\x18\x02 \x01(\t\x12\x12\n\nto_account\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x0f\n\x07program\x18\x05 \x01(\t\x12\x11\n\tunit_type\x18\x06 \x01(\t\x12\x0f\n\x07vintage\x18\x07 \x01(\x05\x12\'\n\x06\x62locks\x18\x08 \x03(\x0b\x32\x17.regfed.client.v1.Block\"\xf2\x01\n\x08Transfer\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07settled\x18\x03 \x01(\x08\x12\x14\n\x0c\x66rom_account\x18\x04 \x01(\t\x12\x12\n\nto_account\x18\x05 \x01(\t\x12\'\n\x06\x62locks\x18\x06 \x03(\x0b\x32\x17.regfed.client.v1.Block\x12\x12\n\nerror_code\x18\x07 \x01(\t\x12\x15\n\rerror_message\x18\x08 \x01(\t\x12\x10\n\x08quantity\x18\t \x01(\x03\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x0c\n\x04side\x18\x0b \x01(\t\":\n\x12GetTransferRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x0f\n\x07wait_ms\x18\x02 \x01(\x03\",\n\x15\x43\x61ncelTransferRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\"\x91\x01\n\x07Receipt\x12\x11\n\tdirection\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x0e\n\x06sender\x18\x05 \x01(\t\x12\x0e\n\x06key_id\x18\x06 \x01(\t\x12\x11\n\tsignature\x18\x07 \x01(\x0c\x12\x13\n\x0brecorded_at\x18\x08 \x01(\t\")\n\x12GetReceiptsRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\"m\n\x10GetReceiptsReply\x12,\n\x08transfer\x18\x01 \x01(\x0b\x32\x1a.regfed.client.v1.Transfer\x12+\n\x08receipts\x18\x02 \x03(\x0b\x32\x19.regfed.client.v1.Receipt2\xc0\x03\n\x08Registry\x12Z\n\x0cListHoldings\x12%.regfed.client.v1.ListHoldingsRequest\x1a#.regfed.client.v1.ListHoldingsReply\x12W\n\x0fProposeTransfer\x12(.regfed.client.v1.ProposeTransferRequest\x1a\x1a.regfed.client.v1.Transfer\x12O\n\x0bGetTransfer\x12$.regfed.client.v1.GetTransferRequest\x1a\x1a.regfed.client.v1.Transfer\x12U\n\x0e\x43\x61ncelTransfer\x12\'.regfed.client.v1.CancelTransferRequest\x1a\x1a.regfed.client.v1.Transfer\x12W\n\x0bGetReceipts\x12$.regfed.client.v1.GetReceiptsRequest\x1a\".regfed.client.v1.GetReceiptsReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63lient/v1/client.proto\x12\x10regfed.client.v1\"w\n\x05\x42lock\x12\x0e\n\x06issuer\x18\x01 \x01(\t\x12\x0f\n\x07program\x18\x02 \x01(\t\x12\x11\n\tunit_type\x18\x03 \x01(\t\x12\x0f\n\x07vintage\x18\x04 \x01(\x05\x12\r\n\x05start\x18\x05 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x06 \x01(\x03\x12\r\n\x05state\x18\x07 \x01(\t\"&\n\x13ListHoldingsRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\"M\n\x11ListHoldingsReply\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\'\n\x06\x62locks\x18\x02 \x03(\x0b\x32\x17.regfed.client.v1.Block\"\xd7\x01\n\x16ProposeTransferRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_account\x18\x02 \x01(\t\x12\x12\n\nto_account\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x0f\n\x07program\x18\x05 \x01(\t\x12\x11\n\tunit_type\x18\x06 \x01(\t\x12\x0f\n\x07vintage\x18\x07 \x01(\x05\x12\'\n\x06\x62locks\x18\x08 \x03(\x0b\x32\x17.regfed.client.v1.Block\x12\x0f\n\x07wait_ms\x18\t \x01(\x03\"\xf2\x01\n\x08Transfer\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07settled\x18\x03 \x01(\x08\x12\x14\n\x0c\x66rom_account\x18\x04 \x01(\t\x12\x12\n\nto_account\x18\x05 \x01(\t\x12\'\n\x06\x62locks\x18\x06 \x03(\x0b\x32\x17.regfed.client.v1.Block\x12\x12\n\nerror_code\x18\x07 \x01(\t\x12\x15\n\rerror_message\x18\x08 \x01(\t\x12\x10\n\x08quantity\x18\t \x01(\x03\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x0c\n\x04side\x18\x0b \x01(\t\":\n\x12GetTransferRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x0f\n\x07wait_ms\x18\x02 \x01(\x03\",\n\x15\x43\x61ncelTransferRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\"\x91\x01\n\x07Receipt\x12\x11\n\tdirection\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x0e\n\x06sender\x18\x05 \x01(\t\x12\x0e\n\x06key_id\x18\x06 \x01(\t\x12\x11\n\tsignature\x18\x07 \x01(\x0c\x12\x13\n\x0brecorded_at\x18\x08 \x01(\t\")\n\x12GetReceiptsRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\"m\n\x10GetReceiptsReply\x12,\n\x08transfer\x18\x01 \x01(\x0b\x32\x1a.regfed.client.v1.Transfer\x12+\n\x08receipts\x18\x02 \x03(\x0b\x32\x19.regfed.client.v1.Receipt2\xc0\x03\n\x08Registry\x12Z\n\x0cListHoldings\x12%.regfed.client.v1.ListHoldingsRequest\x1a#.regfed.client.v1.ListHoldingsReply\x12W\n\x0fProposeTransfer\x12(.regfed.client.v1.ProposeTransferRequest\x1a\x1a.regfed.client.v1.Transfer\x12O\n\x0bGetTransfer\x12$.regfed.client.v1.GetTransferRequest\x1a\x1a.regfed.client.v1.Transfer\x12U\n\x0e\x43\x61ncelTransfer\x12\'.regfed.client.v1.CancelTransferRequest\x1a\x1a.regfed.client.v1.Transfer\x12W\n\x0bGetReceipts\x12$.regfed.client.v1.GetReceiptsRequest\x1a\".regfed.client.v1.GetReceiptsReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,19 +39,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTHOLDINGSREPLY']._serialized_start=205
   _globals['_LISTHOLDINGSREPLY']._serialized_end=282
   _globals['_PROPOSETRANSFERREQUEST']._serialized_start=285
-  _globals['_PROPOSETRANSFERREQUEST']._serialized_end=483
-  _globals['_TRANSFER']._serialized_start=486
-  _globals['_TRANSFER']._serialized_end=728
-  _globals['_GETTRANSFERREQUEST']._serialized_start=730
-  _globals['_GETTRANSFERREQUEST']._serialized_end=788
-  _globals['_CANCELTRANSFERREQUEST']._serialized_start=790
-  _globals['_CANCELTRANSFERREQUEST']._serialized_end=834
-  _globals['_RECEIPT']._serialized_start=837
-  _globals['_RECEIPT']._serialized_end=982
-  _globals['_GETRECEIPTSREQUEST']._serialized_start=984
-  _globals['_GETRECEIPTSREQUEST']._serialized_end=1025
-  _globals['_GETRECEIPTSREPLY']._serialized_start=1027
-  _globals['_GETRECEIPTSREPLY']._serialized_end=1136
-  _globals['_REGISTRY']._serialized_start=1139
-  _globals['_REGISTRY']._serialized_end=1587
+  _globals['_PROPOSETRANSFERREQUEST']._serialized_end=500
+  _globals['_TRANSFER']._serialized_start=503
+  _globals['_TRANSFER']._serialized_end=745
+  _globals['_GETTRANSFERREQUEST']._serialized_start=747
+  _globals['_GETTRANSFERREQUEST']._serialized_end=805
+  _globals['_CANCELTRANSFERREQUEST']._serialized_start=807
+  _globals['_CANCELTRANSFERREQUEST']._serialized_end=851
+  _globals['_RECEIPT']._serialized_start=854
+  _globals['_RECEIPT']._serialized_end=999
+  _globals['_GETRECEIPTSREQUEST']._serialized_start=1001
+  _globals['_GETRECEIPTSREQUEST']._serialized_end=1042
+  _globals['_GETRECEIPTSREPLY']._serialized_start=1044
+  _globals['_GETRECEIPTSREPLY']._serialized_end=1153
+  _globals['_REGISTRY']._serialized_start=1156
+  _globals['_REGISTRY']._serialized_end=1604
 # @@protoc_insertion_point(module_scope)

@@ -40,7 +40,7 @@ class ListHoldingsReply(_message.Message):
     def __init__(self, account: _Optional[str] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ...) -> None: ...
 
 class ProposeTransferRequest(_message.Message):
-    __slots__ = ("request_id", "from_account", "to_account", "quantity", "program", "unit_type", "vintage", "blocks")
+    __slots__ = ("request_id", "from_account", "to_account", "quantity", "program", "unit_type", "vintage", "blocks", "wait_ms")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     FROM_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     TO_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,7 @@ class ProposeTransferRequest(_message.Message):
     UNIT_TYPE_FIELD_NUMBER: _ClassVar[int]
     VINTAGE_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     from_account: str
     to_account: str
@@ -57,7 +58,8 @@ class ProposeTransferRequest(_message.Message):
     unit_type: str
     vintage: int
     blocks: _containers.RepeatedCompositeFieldContainer[Block]
-    def __init__(self, request_id: _Optional[str] = ..., from_account: _Optional[str] = ..., to_account: _Optional[str] = ..., quantity: _Optional[int] = ..., program: _Optional[str] = ..., unit_type: _Optional[str] = ..., vintage: _Optional[int] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ...) -> None: ...
+    wait_ms: int
+    def __init__(self, request_id: _Optional[str] = ..., from_account: _Optional[str] = ..., to_account: _Optional[str] = ..., quantity: _Optional[int] = ..., program: _Optional[str] = ..., unit_type: _Optional[str] = ..., vintage: _Optional[int] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ..., wait_ms: _Optional[int] = ...) -> None: ...
 
 class Transfer(_message.Message):
     __slots__ = ("transfer_id", "status", "settled", "from_account", "to_account", "blocks", "error_code", "error_message", "quantity", "request_id", "side")
