@@ -12,7 +12,7 @@ import functools
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -97,7 +97,7 @@ class Gateway:
         self.hooks = hooks or CrashHooks.from_environment()
         self.directory = Directory(0, ())
         # Called on the writing thread, after the commit, with the transfers it settled.
-        self.on_settled: Callable[[frozenset[str]], None] | None = None
+        self.on_settled: Callable[[Mapping[str, str]], None] | None = None
         self.install_directory(directory)
 
     # -- membership ----------------------------------------------------------------------------
@@ -134,7 +134,7 @@ class Gateway:
                 with self.ledger.store.write() as tx:
                     result = body(tx)
                 if tx.settled_transfers and self.on_settled is not None:
-                    settled = frozenset(tx.settled_transfers)
+                    settled = dict(tx.settled_transfers)
                     self.ledger.store.after_commit(functools.partial(self.on_settled, settled))
                 return result
             except RegistryError as error:

@@ -159,7 +159,7 @@ class GatewayRecords:
         }
         _INSERT_TRANSFER.run(self.conn, values)
         if row.settled:
-            self.tx.settled_transfers.add(row.transfer_id)
+            self.tx.settled_transfers[row.transfer_id] = row.status
 
     def update_transfer(
         self,
@@ -182,7 +182,7 @@ class GatewayRecords:
             values.update(error_code=error_code, error_message=error_message)
         _UPDATE_TRANSFER.run(self.conn, {"tid": transfer_id, **values})
         if settled:
-            self.tx.settled_transfers.add(transfer_id)
+            self.tx.settled_transfers[transfer_id] = status
 
     def unsettled(self, side: str, limit: int = 500) -> list[TransferRow]:
         rows = self.conn.execute(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import os
 import time
@@ -312,6 +313,10 @@ class RegistryService(client_pb2_grpc.RegistryServicer):
                 await asyncio.wait_for(settled.wait(), deadline - _now())
         finally:
             self.settlements.unsubscribe(view.transfer_id, settled)
+        if settled.status == "completed":
+            # Completion changes nothing the trader saw but the status (the blocks are the
+            # escrowed ones, there is no error): no need to read the transfer again.
+            return transfer_pb(dataclasses.replace(view, status="completed", settled=True))
         return transfer_pb(await self.workers.read(self.trading.view, actor, view.transfer_id))
 
     async def _follow(self, actor: Any, transfer_id: str, deadline: float) -> TransferView:

@@ -1,38 +1,52 @@
 """Wake a trader's long poll when its transfer settles, instead of polling the database.
 
-The writer thread reports, after each commit, which transfers it settled; waiters on the event
-loop subscribe *before* they read, so a change that commits between their read and their wait
-still wakes them.
+The writer thread reports, after each commit, which transfers it settled and how they ended;
+waiters on the event loop subscribe *before* they read (or, for a new proposal, before its first
+message leaves), so a settlement that commits in between still wakes them.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(eq=False)
+class Waiter:
+    """One wait for one transfer: ``status`` is its final status once ``event`` is set."""
+
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    status: str | None = None
+
+    async def wait(self) -> None:
+        await self.event.wait()
 
 
 class TransferWatch:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self.waiters: defaultdict[str, set[Waiter]] = defaultdict(set)
 
-    def subscribe(self, transfer_id: str) -> asyncio.Event:
-        event = asyncio.Event()
-        self.waiters[transfer_id].add(event)
-        return event
+    def subscribe(self, transfer_id: str) -> Waiter:
+        waiter = Waiter()
+        self.waiters[transfer_id].add(waiter)
+        return waiter
 
-    def unsubscribe(self, transfer_id: str, event: asyncio.Event) -> None:
+    def unsubscribe(self, transfer_id: str, waiter: Waiter) -> None:
         waiting = self.waiters.get(transfer_id)
         if waiting is not None:
-            waiting.discard(event)
+            waiting.discard(waiter)
             if not waiting:
                 del self.waiters[transfer_id]
 
-    def settled(self, transfer_ids: frozenset[str]) -> None:
-        """Thread-safe: called by the writer thread after a commit."""
-        self.loop.call_soon_threadsafe(self._wake, transfer_ids)
+    def settled(self, statuses: Mapping[str, str]) -> None:
+        """Thread-safe: called by the writer thread after a commit, transfer id -> status."""
+        self.loop.call_soon_threadsafe(self._wake, dict(statuses))
 
-    def _wake(self, transfer_ids: frozenset[str]) -> None:
-        for transfer_id in transfer_ids:
-            for event in self.waiters.get(transfer_id, ()):
-                event.set()
+    def _wake(self, statuses: Mapping[str, str]) -> None:
+        for transfer_id, status in statuses.items():
+            for waiter in self.waiters.get(transfer_id, ()):
+                waiter.status = status
+                waiter.event.set()

@@ -271,9 +271,9 @@ class LedgerTx:
     def __init__(self, conn: Connection, *, sqlite: bool) -> None:
         self.conn = conn
         self.sqlite = sqlite
-        # Transfers this transaction settled: after the commit, whoever waits for one of them
-        # (a trader's long poll) is woken, instead of polling the database.
-        self.settled_transfers: set[str] = set()
+        # Transfers this transaction settled, with their final status: after the commit,
+        # whoever waits for one of them (a trader's long poll) is woken and told the outcome.
+        self.settled_transfers: dict[str, str] = {}
 
     # -- registry metadata -------------------------------------------------------------------
 

@@ -78,6 +78,7 @@ def test_a_proposal_can_wait_for_its_own_settlement(
         t = pa.propose(accounts["PA"], accounts["NY"], quantity=2, request_id="wait-1", wait_s=90)
         assert time.monotonic() - began < 60, "the settlement did not wake the proposal"
         assert (t["status"], t["settled"]) == ("completed", True), t
+        assert pa.get(t["transfer_id"]) == t  # the answer is what the node has recorded
         again = pa.propose(
             accounts["PA"], accounts["NY"], quantity=2, request_id="wait-1", wait_s=5
         )

@@ -15,20 +15,22 @@ from regfed.gateway.watch import TransferWatch
 async def test_a_commit_on_another_thread_wakes_only_that_transfers_waiters() -> None:
     watch = TransferWatch(asyncio.get_running_loop())
     mine, other = watch.subscribe("t-1"), watch.subscribe("t-2")
-    writer = threading.Thread(target=watch.settled, args=(frozenset({"t-1"}),))
+    writer = threading.Thread(target=watch.settled, args=({"t-1": "completed"},))
     writer.start()
     writer.join()
     await asyncio.wait_for(mine.wait(), 5)
+    assert mine.status == "completed"  # the outcome travels with the wake-up
     await asyncio.sleep(0)
-    assert not other.is_set()
+    assert not other.event.is_set() and other.status is None
 
 
 @pytest.mark.asyncio
 async def test_a_change_between_subscribe_and_wait_is_not_lost() -> None:
     watch = TransferWatch(asyncio.get_running_loop())
-    event = watch.subscribe("t-1")
-    watch.settled(frozenset({"t-1"}))  # lands while the waiter is still reading
-    await asyncio.wait_for(event.wait(), 5)
+    waiter = watch.subscribe("t-1")
+    watch.settled({"t-1": "cancelled"})  # lands while the waiter is still reading
+    await asyncio.wait_for(waiter.wait(), 5)
+    assert waiter.status == "cancelled"
 
 
 @pytest.mark.asyncio
@@ -40,5 +42,5 @@ async def test_unsubscribed_waiters_leave_nothing_behind() -> None:
     watch.unsubscribe("t-1", second)
     watch.unsubscribe("t-1", second)  # twice is harmless
     assert watch.waiters == {}
-    watch.settled(frozenset({"t-1"}))
+    watch.settled({"t-1": "completed"})
     await asyncio.sleep(0.01)
