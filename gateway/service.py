@@ -315,13 +315,20 @@ class Gateway:
         if inbound is not None:
             self._received(records, *inbound)
         replies = [self.signed(records, m) for m in decided.send]
-        self._save_source(records, record, before)
+        sent_now = {m.digest: e for m, e in zip(decided.send, replies, strict=True)}
+        self._save_source(records, record, before, sent_now)
         self.hooks.reach(effect, "in-transaction")
         return Applied(replies, effect)
 
     def _save_source(
-        self, records: GatewayRecords, record: SourceRecord, before: SourceRecord | None
+        self,
+        records: GatewayRecords,
+        record: SourceRecord,
+        before: SourceRecord | None,
+        sent_now: Mapping[str, Envelope] | None = None,
     ) -> None:
+        """Persist the record and its outbox; ``sent_now`` holds envelopes signed moments ago
+        in this transaction (by digest), so the outbox row does not look them up again."""
         error = None
         if record.status is TransferStatus.REJECTED:
             error = record.void_reason or "REJECTED"
@@ -339,6 +346,19 @@ class Gateway:
         if record.outbox is None:
             records.clear_outbox(record.transfer_id)
         elif before is None or before.outbox is None or before.outbox != record.outbox:
+            envelope = (sent_now or {}).get(record.outbox.digest)
+            records.put_outbox(
+                record.transfer_id,
+                record.destination,
+                record.outbox.step,
+                record.outbox.kind.value,
+                envelope or self.signed(records, record.outbox),
+                self.clock(),
+            )
+
+    def open_outbox(self, records: GatewayRecords, record: SourceRecord) -> None:
+        """The first outbox row of a transfer just inserted (nothing to replace yet)."""
+        if record.outbox is not None:
             records.put_outbox(
                 record.transfer_id,
                 record.destination,
@@ -346,6 +366,7 @@ class Gateway:
                 record.outbox.kind.value,
                 self.signed(records, record.outbox),
                 self.clock(),
+                replacing=False,
             )
 
     def _received(self, records: GatewayRecords, message: Message, envelope: Envelope) -> None:

@@ -211,9 +211,19 @@ class GatewayRecords:
     # -- outbox --------------------------------------------------------------------------------
 
     def put_outbox(
-        self, transfer_id: str, peer: str, step: int, kind: str, envelope: Envelope, now: float
+        self,
+        transfer_id: str,
+        peer: str,
+        step: int,
+        kind: str,
+        envelope: Envelope,
+        now: float,
+        *,
+        replacing: bool = True,
     ) -> None:
-        _CLEAR_OUTBOX.run(self.conn, {"tid": transfer_id})
+        """The one message waiting for its acknowledgement (``replacing`` the previous one)."""
+        if replacing:
+            _CLEAR_OUTBOX.run(self.conn, {"tid": transfer_id})
         _INSERT_OUTBOX.run(
             self.conn,
             {

@@ -235,14 +235,15 @@ class Trading:
                 f"the selection spans {len(lot.blocks)} blocks, too many for one transfer: "
                 "split it into smaller transfers"
             )
-        at = gateway.now_text()
-        records.insert_transfer(
-            _row(decision.record, str(actor), request, fingerprint, at, "source", peer)
+        row = _row(
+            decision.record, str(actor), request, fingerprint, gateway.now_text(), "source", peer
         )
+        records.insert_transfer(row)
         outbound = [Outbound(peer, "exchange", gateway.signed(records, decision.send[0]))]
-        gateway._save_source(records, decision.record, None)
+        gateway.open_outbox(records, decision.record)
         gateway.hooks.reach("source-escrow", "in-transaction")
-        return TransferView.of(records.transfer(transfer_id) or _missing(transfer_id)), outbound
+        # The row as inserted is the row as stored: no need to read it back.
+        return TransferView.of(row), outbound
 
     def _local(
         self, actor: Actor, request: TransferRequest, transfer_id: str, fingerprint: str

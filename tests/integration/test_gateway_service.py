@@ -22,6 +22,7 @@ from regfed.gateway.envelope import Envelope, seal
 from regfed.gateway.errors import GatewayError
 from regfed.gateway.protocol import Kind, Message
 from regfed.gateway.service import Gateway, Outbound
+from regfed.gateway.store import GatewayRecords
 from regfed.gateway.trading import Trading, TransferRequest
 from regfed.node import Registry, Selection, StatePurpose, Transfer, open_registry
 from support import issue, ledger_digest, open_general, person
@@ -279,3 +280,12 @@ def test_a_retry_after_the_member_is_suspended_returns_the_same_transfer(pair: P
         Trading(pair.pa).propose(person("alice"), fresh)
     assert refused.value.code == "MEMBER_SUSPENDED"
     assert digest(pair.pa.registry) == before
+
+
+def test_a_proposal_answers_with_the_transfer_as_stored(pair: Pair) -> None:
+    request = TransferRequest("req-as-stored", pair.alice, pair.carol, Selection(quantity=4))
+    view, [outbound] = Trading(pair.pa).propose(person("alice"), request)
+    assert Trading(pair.pa).view(person("alice"), view.transfer_id) == view
+    assert view.status == "proposed" and len(view.blocks) == 1
+    [(tid, peer, envelope)] = pair.pa.read(lambda tx: GatewayRecords(tx).outbox())
+    assert (tid, peer, envelope) == (view.transfer_id, "NY", outbound.envelope)
