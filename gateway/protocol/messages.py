@@ -49,12 +49,20 @@ class Message:
     receiver: str
     prev_hash: str = ""
     body: dict[str, Any] = field(default_factory=dict)
+    # The encoding, made once: a message is signed, hashed, stored and compared by it, several
+    # times per step. Messages are never changed after they are made.
+    _encoded: bytes = field(default=b"", init=False, compare=False, repr=False)
 
     @property
     def step(self) -> int:
         return STEP[self.kind]
 
     def encode(self) -> bytes:
+        if not self._encoded:
+            object.__setattr__(self, "_encoded", self._encode())
+        return self._encoded
+
+    def _encode(self) -> bytes:
         return json.dumps(
             {
                 "transfer_id": self.transfer_id,
