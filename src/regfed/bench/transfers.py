@@ -9,6 +9,7 @@ loop: its four signatures, four verifications and five durable commits.
 
 from __future__ import annotations
 
+import gc
 import os
 import sqlite3
 import statistics
@@ -94,6 +95,7 @@ def run_transfer_bench(
                             else:
                                 failures.append(t["status"])
 
+            gc.freeze()  # the harness's own full collections would stall every trader thread
             cpu_before = {c: _cpu_seconds(p.pid) for c, p in local.processes.items()}
             progress(f"{traders} traders for {duration_s:.0f} s")
             began = time.monotonic()
