@@ -85,18 +85,8 @@ class Prepared:
         return _Form(compiled.string, order, defaults, row)
 
     def _cursor(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, _Form]:
-        dialect = conn.dialect
-        form = self._form(dialect, frozenset(params))
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        arguments = form.parameters(params)
-        try:
-            cursor.execute(form.sql, arguments)
-        except dialect.loaded_dbapi.Error as error:
-            cursor.close()
-            raise sa_exc.DBAPIError.instance(
-                form.sql, arguments, error, dialect.loaded_dbapi.Error, dialect=dialect
-            ) from error
-        return cursor, form
+        form = self._form(conn.dialect, frozenset(params))
+        return _driver(conn, form.sql, form.parameters(params)), form
 
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
         cursor, form = self._cursor(conn, params)
@@ -124,29 +114,29 @@ class Prepared:
         """Execute a write once per row (rows share one set of parameter names)."""
         if not rows:
             return
-        dialect = conn.dialect
-        form = self._form(dialect, frozenset(rows[0]))
-        arguments: Any = [form.parameters(r) for r in rows]
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(form.sql, arguments)
-        except dialect.loaded_dbapi.Error as error:
-            raise sa_exc.DBAPIError.instance(
-                form.sql, arguments, error, dialect.loaded_dbapi.Error, dialect=dialect
-            ) from error
-        finally:
-            cursor.close()
+        form = self._form(conn.dialect, frozenset(rows[0]))
+        arguments = [form.parameters(r) for r in rows]
+        _driver(conn, form.sql, arguments, many=True).close()
 
 
 def run_sql(conn: Connection, sql: str) -> None:
     """Execute one constant statement (a savepoint, say) on the driver, errors wrapped alike."""
+    _driver(conn, sql, ()).close()
+
+
+def _driver(conn: Connection, sql: str, arguments: Any, *, many: bool = False) -> Any:
+    """Execute on the connection's DB-API cursor; the open cursor, or the driver's error
+    wrapped as SQLAlchemy's ``DBAPIError`` (what ``translated_errors`` expects)."""
     dialect = conn.dialect
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(sql)
+        if many:
+            cursor.executemany(sql, arguments)
+        else:
+            cursor.execute(sql, arguments)
     except dialect.loaded_dbapi.Error as error:
-        raise sa_exc.DBAPIError.instance(
-            sql, (), error, dialect.loaded_dbapi.Error, dialect=dialect
-        ) from error
-    finally:
         cursor.close()
+        raise sa_exc.DBAPIError.instance(
+            sql, arguments, error, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from error
+    return cursor
