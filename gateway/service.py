@@ -346,28 +346,32 @@ class Gateway:
         if record.outbox is None:
             records.clear_outbox(record.transfer_id)
         elif before is None or before.outbox is None or before.outbox != record.outbox:
-            envelope = (sent_now or {}).get(record.outbox.digest)
-            records.put_outbox(
-                record.transfer_id,
-                record.destination,
-                record.outbox.step,
-                record.outbox.kind.value,
-                envelope or self.signed(records, record.outbox),
-                self.clock(),
-            )
+            self._put_outbox(records, record, record.outbox, sent_now or {}, replacing=True)
 
     def open_outbox(self, records: GatewayRecords, record: SourceRecord) -> None:
         """The first outbox row of a transfer just inserted (nothing to replace yet)."""
         if record.outbox is not None:
-            records.put_outbox(
-                record.transfer_id,
-                record.destination,
-                record.outbox.step,
-                record.outbox.kind.value,
-                self.signed(records, record.outbox),
-                self.clock(),
-                replacing=False,
-            )
+            self._put_outbox(records, record, record.outbox, {}, replacing=False)
+
+    def _put_outbox(
+        self,
+        records: GatewayRecords,
+        record: SourceRecord,
+        message: Message,
+        sent_now: Mapping[str, Envelope],
+        *,
+        replacing: bool,
+    ) -> None:
+        envelope = sent_now.get(message.digest) or self.signed(records, message)
+        records.put_outbox(
+            record.transfer_id,
+            record.destination,
+            message.step,
+            message.kind.value,
+            envelope,
+            self.clock(),
+            replacing=replacing,
+        )
 
     def _received(self, records: GatewayRecords, message: Message, envelope: Envelope) -> None:
         records.add_evidence(
