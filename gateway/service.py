@@ -161,21 +161,36 @@ class Gateway:
     # -- signing and evidence ------------------------------------------------------------------
 
     def signed(self, records: GatewayRecords, message: Message) -> Envelope:
-        """The signed envelope of a message this node sends: stored once, re-sent as stored."""
+        """The signed envelope of a message this node sends: stored once, re-sent as stored.
+
+        For a reply sent again (a duplicate's answer, a repeated query): looked up first, so a
+        flood of duplicates costs reads, not signatures."""
         stored = records.sent(message.transfer_id, message.digest)
-        if stored is not None:
-            return stored
+        return stored if stored is not None else self.sign_new(records, message)
+
+    def sign_new(self, records: GatewayRecords, message: Message) -> Envelope:
+        """The signed envelope of a message a new decision produced: signed and recorded in one
+        insert; should the same message have been recorded already, the stored envelope."""
         envelope = seal(message.encode(), self.me, self.signing_key)
-        records.add_new_evidence(
+        if self._record(records, "sent", message, envelope):
+            return envelope
+        stored = records.sent(message.transfer_id, message.digest)
+        if stored is None:  # the insert found the key taken, so the row exists
+            raise InvariantViolation(f"sent message {message.digest} neither new nor stored")
+        return stored
+
+    def _record(
+        self, records: GatewayRecords, direction: str, message: Message, envelope: Envelope
+    ) -> bool:
+        return records.add_evidence(
             message.transfer_id,
-            "sent",
+            direction,
             message.step,
             message.kind.value,
             message.digest,
             envelope,
             self.now_text(),
         )
-        return envelope
 
     def ledger_step(
         self,
@@ -314,7 +329,7 @@ class Gateway:
             raise InvariantViolation(f"a source never applies {decided.ledger.value}")
         if inbound is not None:
             self._received(records, *inbound)
-        replies = [self.signed(records, m) for m in decided.send]
+        replies = [self.sign_new(records, m) for m in decided.send]
         sent_now = {m.digest: e for m, e in zip(decided.send, replies, strict=True)}
         self._save_source(records, record, before, sent_now)
         self.hooks.reach(effect, "in-transaction")
@@ -348,10 +363,12 @@ class Gateway:
         elif before is None or before.outbox is None or before.outbox != record.outbox:
             self._put_outbox(records, record, record.outbox, sent_now or {}, replacing=True)
 
-    def open_outbox(self, records: GatewayRecords, record: SourceRecord) -> None:
+    def open_outbox(
+        self, records: GatewayRecords, record: SourceRecord, sent_now: Mapping[str, Envelope]
+    ) -> None:
         """The first outbox row of a transfer just inserted (nothing to replace yet)."""
         if record.outbox is not None:
-            self._put_outbox(records, record, record.outbox, {}, replacing=False)
+            self._put_outbox(records, record, record.outbox, sent_now, replacing=False)
 
     def _put_outbox(
         self,
@@ -374,15 +391,7 @@ class Gateway:
         )
 
     def _received(self, records: GatewayRecords, message: Message, envelope: Envelope) -> None:
-        records.add_evidence(
-            message.transfer_id,
-            "received",
-            message.step,
-            message.kind.value,
-            message.digest,
-            envelope,
-            self.now_text(),
-        )
+        self._record(records, "received", message, envelope)
 
     def _apply_destination(
         self,
@@ -418,7 +427,7 @@ class Gateway:
         elif op is not None:
             raise InvariantViolation(f"a destination never applies {op.value}")
         self._received(records, *inbound)
-        replies = [self.signed(records, m) for m in decided.send]
+        replies = [self.sign_new(records, m) for m in decided.send]
         self._save_destination(records, record, before)
         self.hooks.reach(effect, "in-transaction")
         return Applied(replies, effect)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
 from regfed.node.storage import schema as t
@@ -103,14 +104,15 @@ _INSERT_TRANSFER = Prepared(insert(_tr))
 _UPDATE_TRANSFER = Prepared(update(_tr).where(_tr.c.transfer_id == bindparam("tid")))
 _CLEAR_OUTBOX = Prepared(delete(_ob).where(_ob.c.transfer_id == bindparam("tid")))
 _INSERT_OUTBOX = Prepared(insert(_ob))
-_EVIDENCE_ID = Prepared(
-    select(_ev.c.id).where(
-        _ev.c.transfer_id == bindparam("tid"),
-        _ev.c.direction == bindparam("direction"),
-        _ev.c.digest == bindparam("digest"),
-    )
+_REPLACE_OUTBOX = Prepared(update(_ob).where(_ob.c.transfer_id == bindparam("tid")))
+# A message already recorded (a duplicate received, a reply sent again) is left as it was: the
+# unique key decides, in the same statement, instead of a look-up before every insert.
+_ONCE = ("transfer_id", "direction", "digest")
+_INSERT_EVIDENCE = Prepared(
+    insert(_ev),
+    sqlite=sqlite.insert(_ev).on_conflict_do_nothing(index_elements=_ONCE),
+    postgresql=postgresql.insert(_ev).on_conflict_do_nothing(index_elements=_ONCE),
 )
-_INSERT_EVIDENCE = Prepared(insert(_ev))
 _SENT = Prepared(
     select(_ev).where(
         _ev.c.transfer_id == bindparam("tid"),
@@ -222,19 +224,11 @@ class GatewayRecords:
         replacing: bool = True,
     ) -> None:
         """The one message waiting for its acknowledgement (``replacing`` the previous one)."""
-        if replacing:
-            _CLEAR_OUTBOX.run(self.conn, {"tid": transfer_id})
-        _INSERT_OUTBOX.run(
-            self.conn,
-            {
-                "transfer_id": transfer_id,
-                "peer": peer,
-                "step": step,
-                "kind": kind,
-                "written_at": now,
-                **_envelope_values(envelope),
-            },
-        )
+        values = {"peer": peer, "step": step, "kind": kind, "written_at": now}
+        values |= _envelope_values(envelope)
+        if replacing and _REPLACE_OUTBOX.run(self.conn, {"tid": transfer_id, **values}):
+            return
+        _INSERT_OUTBOX.run(self.conn, {"transfer_id": transfer_id, **values})
 
     def outbox_age(self, transfer_id: str, now: float) -> float:
         written = self.conn.execute(
@@ -256,12 +250,6 @@ class GatewayRecords:
 
     # -- evidence ------------------------------------------------------------------------------
 
-    def has_evidence(self, transfer_id: str, direction: str, digest: str) -> bool:
-        found = _EVIDENCE_ID.rows(
-            self.conn, {"tid": transfer_id, "direction": direction, "digest": digest}
-        )
-        return bool(found)
-
     def add_evidence(
         self,
         transfer_id: str,
@@ -271,23 +259,9 @@ class GatewayRecords:
         digest: str,
         envelope: Envelope,
         at: str,
-    ) -> None:
-        """Record a signed message once: a duplicate of one already recorded is ignored."""
-        if not self.has_evidence(transfer_id, direction, digest):
-            self.add_new_evidence(transfer_id, direction, step, kind, digest, envelope, at)
-
-    def add_new_evidence(
-        self,
-        transfer_id: str,
-        direction: str,
-        step: int,
-        kind: str,
-        digest: str,
-        envelope: Envelope,
-        at: str,
-    ) -> None:
-        """Record a signed message the caller has just looked for and not found."""
-        _INSERT_EVIDENCE.run(
+    ) -> bool:
+        """Record a signed message once; False when it was already recorded (left unchanged)."""
+        inserted = _INSERT_EVIDENCE.run(
             self.conn,
             {
                 "transfer_id": transfer_id,
@@ -299,6 +273,7 @@ class GatewayRecords:
                 **_envelope_values(envelope),
             },
         )
+        return inserted > 0
 
     def sent(self, transfer_id: str, digest: str) -> Envelope | None:
         row = _SENT.first(self.conn, {"tid": transfer_id, "digest": digest})

@@ -239,8 +239,10 @@ class Trading:
             decision.record, str(actor), request, fingerprint, gateway.now_text(), "source", peer
         )
         records.insert_transfer(row)
-        outbound = [Outbound(peer, "exchange", gateway.signed(records, decision.send[0]))]
-        gateway.open_outbox(records, decision.record)
+        [message] = decision.send
+        envelope = gateway.sign_new(records, message)
+        gateway.open_outbox(records, decision.record, {message.digest: envelope})
+        outbound = [Outbound(peer, "exchange", envelope)]
         gateway.hooks.reach("source-escrow", "in-transaction")
         # The row as inserted is the row as stored: no need to read it back.
         return TransferView.of(row), outbound

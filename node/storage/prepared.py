@@ -49,10 +49,13 @@ def _row_class(fields: list[str]) -> Any:
 class Prepared:
     """A prebuilt Core statement executed on the raw driver cursor of an open connection."""
 
-    __slots__ = ("_forms", "statement")
+    __slots__ = ("_forms", "_variants", "statement")
 
-    def __init__(self, statement: Statement) -> None:
+    def __init__(self, statement: Statement, **variants: Statement) -> None:
+        """``variants`` replace the statement for the dialect they are named after, for SQL
+        that SQLAlchemy spells per dialect (``ON CONFLICT``, say)."""
         self.statement = statement
+        self._variants = variants
         self._forms: dict[tuple[str, frozenset[str]], _Form] = {}
 
     def _form(self, dialect: Dialect, names: frozenset[str]) -> _Form:
@@ -64,10 +67,9 @@ class Prepared:
         return form
 
     def _compile(self, dialect: Dialect, names: frozenset[str]) -> _Form:
-        writes = isinstance(self.statement, Insert | Update)
-        compiled = self.statement.compile(
-            dialect=dialect, column_keys=sorted(names) if writes else None
-        )
+        statement = self._variants.get(dialect.name, self.statement)
+        writes = isinstance(statement, Insert | Update)
+        compiled = statement.compile(dialect=dialect, column_keys=sorted(names) if writes else None)
         if getattr(compiled, "insert_prefetch", None) or getattr(compiled, "update_prefetch", None):
             raise ValueError("a prepared statement cannot fill Python-side column defaults")
         if any(b.expanding for b in compiled.binds.values()):
@@ -77,9 +79,9 @@ class Prepared:
             raise ValueError(f"no value for {', '.join(sorted(required - names))}")
         defaults = {k: v for k, v in compiled.params.items() if k not in required | names}
         row: Any = None
-        if isinstance(self.statement, Select):
+        if isinstance(statement, Select):
             # Rows read by attribute, as SQLAlchemy's Row is by the code that consumes them.
-            fields = [str(c.key) for c in self.statement.selected_columns]
+            fields = [str(c.key) for c in statement.selected_columns]
             row = _row_class(fields)
         order = tuple(compiled.positiontup or ()) if dialect.positional else None
         return _Form(compiled.string, order, defaults, row)

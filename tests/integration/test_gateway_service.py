@@ -167,6 +167,19 @@ def test_duplicates_get_the_stored_reply_and_change_nothing(pair: Pair) -> None:
     assert digest(pair.ny.registry) == before
 
 
+def test_a_message_decided_again_is_sent_as_first_stored(pair: Pair) -> None:
+    tid, outbound = propose(pair, 10)
+    [first] = outbound
+    message = Message.decode(first.envelope.payload)
+    before = digest(pair.pa.registry)
+    # A decision that produces a message already recorded (signed and stored in one insert)
+    # gets the stored envelope back and records nothing twice.
+    again = pair.pa.write(lambda tx: pair.pa.sign_new(GatewayRecords(tx), message))
+    assert again == first.envelope
+    assert digest(pair.pa.registry) == before
+    assert [r.kind for r in _receipts(pair.pa, tid)] == ["propose"]
+
+
 def test_rejection_by_destination_releases_the_escrow(pair: Pair) -> None:
     unknown = "NY-000099-" + _check("NY", 99)
     tid, outbound = propose(pair, 50, to=unknown)

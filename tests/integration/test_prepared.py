@@ -19,6 +19,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
 
 from regfed.node.domain.errors import ConcurrentModification
 from regfed.node.storage.engine import make_engine
@@ -110,6 +111,23 @@ def test_driver_errors_are_translated_like_sqlalchemy_errors(db_url: str) -> Non
         _INSERT.run(conn, _rows(1)[0])  # the same primary key again
     with pytest.raises(sa_exc.IntegrityError), engine.begin() as conn:
         _INSERT.run_many(conn, [_rows(2)[1], _rows(2)[1]])
+    engine.dispose()
+
+
+def test_a_dialect_variant_replaces_the_statement_on_its_own_dialect(db_url: str) -> None:
+    engine = make_engine(db_url)
+    meta.create_all(engine)
+    # Insert-if-absent is spelled per dialect; the generic insert would raise on a conflict.
+    once = Prepared(
+        insert(notes),
+        sqlite=sqlite.insert(notes).on_conflict_do_nothing(index_elements=["id"]),
+        postgresql=postgresql.insert(notes).on_conflict_do_nothing(index_elements=["id"]),
+    )
+    first, again = _rows(1)[0], {**_rows(1)[0], "body": "replaced?"}
+    with engine.begin() as conn:
+        assert once.run(conn, first) == 1
+        assert once.run(conn, again) == 0  # left as it was, no error, transaction still usable
+        assert [r.body for r in Prepared(select(notes)).rows(conn, {})] == ["kept"]
     engine.dispose()
 
 
