@@ -40,7 +40,7 @@ def escrow(
     actor: Actor,
 ) -> tuple[UnitBlock, ...]:
     """Reserve the selected units of ``from_account`` for transfer ``transfer_id``."""
-    [source] = ledger._lock(tx, ledger._account(tx, from_account))
+    source = ledger._account(tx, from_account, locked=True)
     ledger._require_right(tx, actor, source, Right.INITIATE)
     source.ensure_can_send()
     takes = ledger._select(tx, source, selection)
@@ -105,20 +105,28 @@ def incoming_refusal(
 ) -> RegistryError | None:
     """Why this registry would refuse a proposal, or None: the destination's validation."""
     try:
-        [account] = ledger._lock(tx, ledger._account(tx, to_account))
-        account.ensure_can_receive()
-        if not blocks:
-            raise InvalidArgument("a transfer names at least one block")
-        present = [h.block for b in blocks for h in tx.overlapping(b.unit_class, b.serials)]
-        if present:
-            raise UnitsNotHeld(
-                f"serials already present in registry {ledger.registry}: "
-                + ", ".join(str(p) for p in present[:5]),
-                blocks=[p.to_dict() for p in present],
-            )
+        _receiving_account(ledger, tx, to_account, blocks)
     except RegistryError as error:
         return error
     return None
+
+
+def _receiving_account(
+    ledger: Ledger, tx: LedgerTx, to_account: str, blocks: tuple[UnitBlock, ...]
+) -> Account:
+    """The destination account, locked, once it is known to take these blocks."""
+    account = ledger._account(tx, to_account, locked=True)
+    account.ensure_can_receive()
+    if not blocks:
+        raise InvalidArgument("a transfer names at least one block")
+    present = [h.block for b in blocks for h in tx.overlapping(b.unit_class, b.serials)]
+    if present:
+        raise UnitsNotHeld(
+            f"serials already present in registry {ledger.registry}: "
+            + ", ".join(str(p) for p in present[:5]),
+            blocks=[p.to_dict() for p in present],
+        )
+    return account
 
 
 def pin(
@@ -130,10 +138,7 @@ def pin(
     blocks: tuple[UnitBlock, ...],
 ) -> Account:
     """Accept without crediting: the blocks arrive as incoming on the destination account."""
-    refusal = incoming_refusal(ledger, tx, to_account, blocks)
-    if refusal is not None:
-        raise refusal
-    account = ledger._account(tx, to_account)
+    account = _receiving_account(ledger, tx, to_account, blocks)
     place = Place(account.id, BlockState.INCOMING)
     for block in blocks:
         tx.insert_block(block, account.id, BlockState.INCOMING, transfer_id=transfer_id)
@@ -149,6 +154,7 @@ def _describe(
     work: Work, transfer_id: str, account: Account, blocks: tuple[UnitBlock, ...]
 ) -> None:
     """The journal detail of a step that moves blocks into or out of one account."""
+    work.labels[account.id] = account.label
     work.detail.update(
         transfer_id=transfer_id,
         account=account.label,

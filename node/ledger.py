@@ -118,6 +118,8 @@ class Work:
     detail: dict[str, Any]
     movements: list[Movement] = field(default_factory=list)
     accounts: set[int] = field(default_factory=set)
+    # Account numbers by id, as far as the operation already read them (the journal names them).
+    labels: dict[int, str | None] = field(default_factory=dict)
     audit: MovementAudit = field(default_factory=MovementAudit)
     #: Writes that need the entry's sequence number, run right after the journal append.
     on_seq: list[Callable[[int], None]] = field(default_factory=list)
@@ -206,7 +208,7 @@ class Ledger:
         )
         for write in work.on_seq:
             write(record.seq)
-        labels: dict[int, str | None] = {}
+        labels = work.labels
         result = OperationResult(
             operation_id=command.operation_id,
             kind=work.kind,
@@ -240,14 +242,16 @@ class Ledger:
             "state": movement.destination.state.value if movement.destination else "departed",
         }
 
-    def _account(self, tx: LedgerTx, number: str) -> Account:
+    def _account(self, tx: LedgerTx, number: str, *, locked: bool = False) -> Account:
+        """The account by number; ``locked`` row-locks it first, for an operation that checks
+        and changes it (see :meth:`LedgerTx.lock_accounts`)."""
         parsed = AccountNumber.parse(number)
         if parsed.registry != self.registry:
             raise AccountInOtherRegistry(
                 f"account {number} belongs to registry {parsed.registry}, this is {self.registry}",
                 account=number,
             )
-        account = tx.account_by_number(parsed)
+        account = tx.account_by_number(parsed, locked=locked)
         if account is None:
             raise AccountNotFound(
                 f"no account {number} in registry {self.registry}", account=number
@@ -381,7 +385,7 @@ class Ledger:
         def body(tx: LedgerTx, work: Work) -> None:
             self._require_admin(actor, "restrict, reopen or close accounts")
             status = _enum(AccountStatus, command.status, "account status")
-            [account] = self._lock(tx, self._account(tx, command.account))
+            account = self._account(tx, command.account, locked=True)
             if account.status is AccountStatus.CLOSED:
                 raise InvalidArgument(f"account {account.label} is closed for good")
             if status is AccountStatus.CLOSED and tx.has_blocks(account.id):
@@ -403,7 +407,7 @@ class Ledger:
         self, command: AppointRepresentative, actor: Actor
     ) -> OperationResult:
         def body(tx: LedgerTx, work: Work) -> None:
-            [account] = self._lock(tx, self._account(tx, command.account))
+            account = self._account(tx, command.account, locked=True)
             new = Representative.of(
                 command.representative.person,
                 command.representative.role,
@@ -424,7 +428,7 @@ class Ledger:
 
     def remove_representative(self, command: RemoveRepresentative, actor: Actor) -> OperationResult:
         def body(tx: LedgerTx, work: Work) -> None:
-            [account] = self._lock(tx, self._account(tx, command.account))
+            account = self._account(tx, command.account, locked=True)
             before = tx.representatives(account.id)
             leaving = next((r for r in before if r.person_id == command.person), None)
             if leaving is None:
@@ -487,7 +491,7 @@ class Ledger:
             unit_type = _enum(UnitType, command.unit_type, "unit type")
             if command.quantity <= 0:
                 raise InvalidArgument(f"quantity must be positive, got {command.quantity}")
-            [account] = self._lock(tx, self._account(tx, command.to_account))
+            account = self._account(tx, command.to_account, locked=True)
             if account.purpose not in (StatePurpose.ALLOCATION, StatePurpose.SET_ASIDE):
                 raise AccountTypeMismatch(
                     f"units are issued into the allocation or a set-aside account, "
@@ -568,7 +572,7 @@ class Ledger:
     def record_emissions(self, command: RecordEmissions, actor: Actor) -> OperationResult:
         def body(tx: LedgerTx, work: Work) -> None:
             self._require_admin(actor, "record emissions")
-            [account] = self._lock(tx, self._account(tx, command.account))
+            account = self._account(tx, command.account, locked=True)
             if account.type is not AccountType.COMPLIANCE:
                 raise AccountTypeMismatch(
                     f"emissions are recorded for compliance accounts; {account.label} is "

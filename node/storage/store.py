@@ -175,7 +175,9 @@ def _class_filter(table: Any, uc: UnitClass) -> Any:
 # together about a third less CPU per interstate transfer (`regfed bench transfers`). Bound
 # names avoid column names.
 _a, _b, _r, _h = t.accounts, t.blocks, t.representatives, t.journal_head
-_ACCOUNT_BY_NUMBER = Prepared(select(_a).where(_a.c.number == bindparam("p_number")))
+_ACCOUNT_BY_NUMBER_QUERY = select(_a).where(_a.c.number == bindparam("p_number"))
+_ACCOUNT_BY_NUMBER = Prepared(_ACCOUNT_BY_NUMBER_QUERY)
+_ACCOUNT_BY_NUMBER_LOCKED = Prepared(_ACCOUNT_BY_NUMBER_QUERY.with_for_update())
 _ACCOUNT_BY_ID = Prepared(select(_a).where(_a.c.id == bindparam("p_id")))
 _REPRESENTATIVES = Prepared(
     select(_r).where(_r.c.account_id == bindparam("p_account")).order_by(_r.c.id)
@@ -313,8 +315,10 @@ class LedgerTx:
         )
         return account
 
-    def account_by_number(self, number: AccountNumber) -> Account | None:
-        row = _ACCOUNT_BY_NUMBER.first(self.conn, {"p_number": str(number)})
+    def account_by_number(self, number: AccountNumber, *, locked: bool = False) -> Account | None:
+        """``locked``: row-locked as :meth:`lock_accounts` does (a plain read on SQLite)."""
+        query = _ACCOUNT_BY_NUMBER_LOCKED if locked and not self.sqlite else _ACCOUNT_BY_NUMBER
+        row = query.first(self.conn, {"p_number": str(number)})
         return _account(row) if row else None
 
     def account_by_id(self, account_id: int) -> Account | None:
