@@ -1,30 +1,43 @@
 """Crash hooks for the crash matrix: compiled in, inert unless a test-only setting arms them.
 
-``REGFED_TEST_CRASH_HOOKS=1`` arms them and ``REGFED_CRASH_AT=<effect>:<phase>`` names the one
-point (see :data:`~regfed.gateway.protocol.durable.DURABLE_EFFECTS` and ``CRASH_PHASES``) where
-the node kills itself with SIGKILL: no cleanup, no flush, exactly like ``kill -9``.
+``REGFED_TEST_CRASH_HOOKS=1`` arms them. The point (``<effect>:<phase>``, see
+:data:`~regfed.gateway.protocol.durable.DURABLE_EFFECTS` and ``CRASH_PHASES``) where the node
+kills itself with SIGKILL (no cleanup, no flush, exactly like ``kill -9``) comes from
+``REGFED_CRASH_AT``, fixed at start, or from the file named by ``REGFED_CRASH_FILE``, read each
+time an effect is reached, so that a scenario can arm a running node.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 
 ARM = "REGFED_TEST_CRASH_HOOKS"
 POINT = "REGFED_CRASH_AT"
+POINT_FILE = "REGFED_CRASH_FILE"
 
 
 @dataclass(frozen=True, slots=True)
 class CrashHooks:
     point: str | None = None
+    point_file: Path | None = None
 
     @classmethod
     def from_environment(cls) -> CrashHooks:
         if os.environ.get(ARM) != "1":
             return cls(None)
-        return cls(os.environ.get(POINT) or None)
+        file = os.environ.get(POINT_FILE)
+        return cls(os.environ.get(POINT) or None, Path(file) if file else None)
 
     def reach(self, effect: str | None, phase: str) -> None:
-        if self.point is not None and effect is not None and self.point == f"{effect}:{phase}":
+        if effect is None:
+            return
+        point = self.point
+        if self.point_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                point = self.point_file.read_text().strip() or point
+        if point == f"{effect}:{phase}":
             os.kill(os.getpid(), signal.SIGKILL)

@@ -28,6 +28,41 @@ DURABLE_EFFECTS: dict[str, str] = {
 #: The phases a crash hook can stop a node at, around each durable effect.
 CRASH_PHASES = ("after-receive", "in-transaction", "after-commit")
 
+#: The protocol paths on which each durable effect is reached (the escrow starts every path).
+EFFECT_PATHS: dict[str, tuple[str, ...]] = {
+    "source-escrow": ("commit", "reject", "cancel", "expiry"),
+    "destination-accept": ("commit",),
+    "destination-reject": ("reject",),
+    "source-commit": ("commit",),
+    "destination-credit": ("commit",),
+    "source-release": ("reject",),
+    "source-void": ("cancel", "expiry"),
+    "destination-void": ("cancel", "in-doubt"),
+    "source-settle": ("commit",),
+}
+
+
+def crash_point_name(effect: str, phase: str) -> str:
+    """The public name of a crash point: ``source.escrow.in-transaction``."""
+    side, _, what = effect.partition("-")
+    return f"{side}.{what}.{phase}"
+
+
+def crash_points() -> list[dict[str, object]]:
+    """Every crash point: name, side, the first path that reaches it and all of them, and the
+    hook's internal ``effect:phase``."""
+    return [
+        {
+            "name": crash_point_name(effect, phase),
+            "side": effect.partition("-")[0],
+            "path": EFFECT_PATHS[effect][0],
+            "paths": list(EFFECT_PATHS[effect]),
+            "hook": f"{effect}:{phase}",
+        }
+        for effect in DURABLE_EFFECTS
+        for phase in CRASH_PHASES
+    ]
+
 
 def source_effect(before: SourceRecord | None, decision: Decision[SourceRecord]) -> str | None:
     after = decision.record
