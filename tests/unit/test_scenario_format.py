@@ -1,0 +1,87 @@
+"""The scenario format: every mistake is refused before a node starts, with where and what."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from regfed.gateway.protocol.durable import CRASH_PHASES, DURABLE_EFFECTS, crash_points
+from regfed.scenario import ScenarioError, parse_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+BASE: dict[str, Any] = {
+    "registries": ["PA", "NY"],
+    "accounts": {
+        "alloc": {"registry": "PA", "type": "state"},
+        "acme": {"registry": "PA", "type": "general", "representatives": ["alice"]},
+        "plant": {"registry": "NY", "type": "compliance"},
+    },
+    "steps": [{"op": "transfer", "from": "acme", "to": "plant", "quantity": 5}],
+}
+
+
+def changed(path: str, value: Any) -> dict[str, Any]:
+    data = copy.deepcopy(BASE)
+    *parents, last = path.split(".")
+    node: Any = data
+    for key in parents:
+        node = node[int(key)] if key.isdigit() else node[key]
+    node[int(last) if last.isdigit() else last] = value
+    return data
+
+
+def test_defaults_follow_the_documented_rules() -> None:
+    scenario = parse_scenario(BASE)
+    assert scenario.accounts["plant"].representatives == ("plant-ar",)
+    assert scenario.accounts["plant"].source == "plant"  # a compliance source defaults to it
+    assert scenario.accounts["alloc"].is_state
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("registries", ["pa"], "capital letters"),
+        ("registries", ["PA", "PA"], "twice"),
+        ("accounts.acme.registry", "NJ", "not in"),
+        ("accounts.acme.type", "savings", "use one of"),
+        ("accounts.acme.source", "X-1", "only a compliance account"),
+        ("steps.0.from", "nobody", "no account alias 'nobody'"),
+        ("steps.0.op", "teleport", "unknown op 'teleport'"),
+        ("steps.0.quantity", "5", "whole number"),
+        ("steps.0.expect", "maybe", "expect is one of"),
+        ("steps.0.colour", "red", "unknown key 'colour'"),
+        ("steps.0.serials", [[1, 5]], "either quantity or serials"),
+        ("steps.0", {"op": "crash", "registry": "NY", "at": "nowhere"}, "no crash point"),
+        ("steps.0", {"op": "cancel", "transfer": 0}, "index of an earlier step"),
+        ("steps.0", {"op": "close", "account": "alloc"}, "state account"),
+        ("steps.0", {"op": "issue", "registry": "PA"}, "missing"),
+        (
+            "steps.0",
+            {"op": "transfer", "from": "acme", "to": "plant", "quantity": 1, "error": "X"},
+            "goes with",
+        ),
+    ],
+)
+def test_mistakes_are_refused_with_where_and_what(path: str, value: Any, message: str) -> None:
+    with pytest.raises(ScenarioError, match=message):
+        parse_scenario(changed(path, value))
+
+
+def test_crash_points_cover_every_durable_effect_and_phase() -> None:
+    points = crash_points()
+    assert len(points) == len(DURABLE_EFFECTS) * len(CRASH_PHASES)
+    assert len({p["name"] for p in points}) == len(points)
+    for point in points:
+        assert str(point["name"]).startswith(f"{point['side']}.")
+        assert point["side"] in {"source", "destination"}
+        assert point["path"] in {"commit", "reject", "cancel", "expiry", "in-doubt"}
+    assert {str(p["hook"]).split(":")[0] for p in points} == set(DURABLE_EFFECTS)
+
+
+@pytest.mark.parametrize("file", sorted(SCENARIOS.glob("*.json")), ids=lambda f: f.name)
+def test_shipped_scenarios_parse(file: Path) -> None:
+    parse_scenario(json.loads(file.read_text()))
