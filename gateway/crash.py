@@ -32,6 +32,11 @@ class CrashHooks:
         file = os.environ.get(POINT_FILE)
         return cls(os.environ.get(POINT) or None, Path(file) if file else None)
 
+    @property
+    def armed(self) -> bool:
+        """Whether any point can fire (a crash file can name one at any moment)."""
+        return self.point is not None or self.point_file is not None
+
     def reach(self, effect: str | None, phase: str) -> None:
         if effect is None:
             return

@@ -150,7 +150,7 @@ class Gateway:
     def reach_after_commit(self, effect: str | None) -> None:
         """The crash matrix's after-commit point: once the effect is durable, before any send
         (inside a group commit, that is after the whole group's commit)."""
-        if self.hooks.point is not None:
+        if self.hooks.armed:
             self.ledger.store.after_commit(
                 functools.partial(self.hooks.reach, effect, "after-commit")
             )
