@@ -127,3 +127,37 @@ def test_a_step_on_a_dead_registry_fails_clearly(tmp_path: Path) -> None:
     # once (the crash rolled the escrow back, so the retry is the first proposal).
     assert (steps[2]["status"], steps[2]["outcome"]) == ("completed", "ok")
     assert code != 0 and all(c["ok"] for c in outcome["invariants"])
+
+
+def test_transfers_interrupted_on_two_registries_settle_after_both_restarts(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "two.json"
+    file.write_text(
+        json.dumps(
+            {
+                "registries": ["PA", "NY"],
+                "accounts": {
+                    "pa": {"registry": "PA", "type": "state"},
+                    "ny": {"registry": "NY", "type": "state"},
+                },
+                "steps": [
+                    {"op": "issue", "registry": "PA", "vintage": 2025, "quantity": 10, "to": "pa"},
+                    {"op": "issue", "registry": "NY", "vintage": 2025, "quantity": 10, "to": "ny"},
+                    {"op": "crash", "registry": "NY", "at": "destination.credit.in-transaction"},
+                    {"op": "transfer", "from": "pa", "to": "ny", "quantity": 3},
+                    {"op": "crash", "registry": "PA", "at": "source.escrow.after-commit"},
+                    {"op": "transfer", "from": "pa", "to": "ny", "quantity": 4},
+                    {"op": "restart", "registry": "PA"},
+                    {"op": "restart", "registry": "NY"},
+                ],
+            }
+        )
+    )
+    code, outcome = scenario(file)
+    steps = outcome["steps"]
+    assert (code, outcome["ok"]) == (0, True), json.dumps(steps, indent=1)
+    assert [s["index"] for s in steps] == list(range(8))  # each step reported once
+    assert [steps[i]["status"] for i in (3, 5)] == ["completed", "completed"]
+    received = [b for b in outcome["holdings"]["ny"] if b["issuer"] == "PA"]
+    assert sum(b["end"] - b["start"] + 1 for b in received) == 7  # each moved exactly once

@@ -33,7 +33,7 @@ def run_scenario(
     return {"ok": ok, "steps": steps, "holdings": holdings, "invariants": invariants}
 
 
-_INTERNAL = ("home", "expect")
+_INTERNAL = ("home", "peer", "expect")
 
 
 def _line(out: dict[str, Any]) -> str:

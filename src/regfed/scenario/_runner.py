@@ -57,6 +57,7 @@ class _Pending:
 
     step: dict[str, Any]
     home: str
+    peer: str  # the destination's registry
     request: dict[str, Any]
     actor: tuple[Role, str | None]
     expect: str
@@ -363,9 +364,10 @@ class Runner:
                 unit_type=step.get("unit_type", ""),
                 vintage=step.get("vintage", 0),
             )
-        out.update(home=home, expect=step.get("expect", "completed"))
+        peer = self.scenario.accounts[step.get("to")].registry
+        out.update(home=home, peer=peer, expect=step.get("expect", "completed"))
         pending = _Pending(
-            out, home, request, actor, step.get("expect", "completed"), step.get("error")
+            out, home, peer, request, actor, step.get("expect", "completed"), step.get("error")
         )
         transfer = self._propose(pending)
         if transfer is None:
@@ -406,21 +408,25 @@ class Runner:
         return False
 
     def _follow(self, pending: _Pending, transfer_id: str) -> dict[str, Any] | None:
+        """The settled transfer; None when a crash interrupted it or one of its registries is
+        down (it becomes pending: followed again after the restart)."""
         deadline = time.monotonic() + SETTLE_TIMEOUT
         while time.monotonic() < deadline:
-            if self.crashed():
+            if self.local.alive(pending.home):
+                try:
+                    with self._client(pending.home, pending.actor) as client:
+                        transfer = client.get(transfer_id, wait_ms=500)
+                except TransferFailed as failure:
+                    if failure.status != "UNAVAILABLE":
+                        raise StepFailed(f"could not follow {transfer_id}: {failure}") from None
+                    time.sleep(0.1)
+                else:
+                    if transfer["settled"]:
+                        return transfer
+            if self.crashed() or not self._both_up(pending):
                 self.pending.append(pending)
                 pending.step["outcome"] = "interrupted by a crash"
                 return None
-            try:
-                with self._client(pending.home, pending.actor) as client:
-                    transfer = client.get(transfer_id, wait_ms=500)
-            except TransferFailed as failure:
-                if failure.status == "UNAVAILABLE":
-                    continue
-                raise StepFailed(f"could not follow {transfer_id}: {failure}") from None
-            if transfer["settled"]:
-                return transfer
         raise StepFailed(f"transfer {transfer_id} did not settle within {SETTLE_TIMEOUT:.0f} s")
 
     def _judge(self, pending: _Pending, transfer: dict[str, Any]) -> None:
@@ -437,26 +443,32 @@ class Runner:
             raise StepFailed(f"refused with {code}, expected {pending.error}")
 
     def _settle_pending(self) -> None:
-        """Transfers interrupted by a crash: asked again by request id, followed to the end."""
-        still: list[_Pending] = []
-        for pending in self.pending:
-            if not self.local.alive(pending.home):
-                still.append(pending)
+        """Transfers interrupted by a crash: asked again by request id, followed to the end.
+
+        One whose home node is still down keeps waiting; one a new crash interrupts is pending
+        again (``_propose`` and ``_follow`` put it back)."""
+        waiting, self.pending = self.pending, []
+        for pending in waiting:
+            if not self._both_up(pending):
+                self.pending.append(pending)
                 continue
-            self.pending = [p for p in self.pending if p is not pending]
+            pending.step["outcome"] = "ok"
             try:
                 tid = pending.transfer_id
                 if tid is None:  # the home node died answering: the same request id again
                     transfer = self._propose(pending)
                     tid = None if transfer is None else transfer["transfer_id"]
-                    pending.step["transfer_id"] = pending.transfer_id = tid
+                    pending.transfer_id = tid
+                    if tid is not None:
+                        pending.step["transfer_id"] = tid
                 transfer = None if tid is None else self._follow(pending, tid)
                 if transfer is not None:
                     self._judge(pending, transfer)
-                    pending.step["outcome"] = "ok"
             except StepFailed as failure:
                 pending.step["outcome"] = f"failed: {failure}"
-        self.pending = still + self.pending
+
+    def _both_up(self, pending: _Pending) -> bool:
+        return self.local.alive(pending.home) and self.local.alive(pending.peer)
 
     def _cancel(self, step: Step, out: dict[str, Any]) -> None:
         target = self._transfer_step(step)
@@ -479,7 +491,10 @@ class Runner:
         if step.get("expect") == "rejected":
             raise StepFailed("expected the cancel to be refused")
         # The transfer step's own expectation judges how it ends; this step only follows it.
-        pending = _Pending(target, target["home"], {}, actor, target["expect"], None, tid)
+        expected_error = self.scenario.steps[step.get("transfer")].get("error")
+        pending = _Pending(
+            target, target["home"], target["peer"], {}, actor, target["expect"], expected_error, tid
+        )
         done = self._follow(pending, tid)
         if done is not None:
             target["status"] = out["status"] = done["status"]
@@ -523,7 +538,8 @@ class Runner:
         """Holdings of every alias and the invariant checks, once pending transfers settle."""
         self._settle_pending()
         for pending in self.pending:
-            pending.step["outcome"] = f"failed: registry {pending.home} was never restarted"
+            down = [c for c in (pending.home, pending.peer) if not self.local.alive(c)]
+            pending.step["outcome"] = f"failed: registry {', '.join(down)} was never restarted"
         for code, point in self.armed.items():
             self.results.append(
                 {
