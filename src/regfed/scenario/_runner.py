@@ -188,7 +188,7 @@ class Runner:
         expect, code = step.get("expect"), step.get("error")
         if error is not None:
             out["error"] = error.code
-            if expect in {"rejected", "any"} and (code is None or code == error.code):
+            if _refusal_expected(expect, code, error.code):
                 return
             raise StepFailed(f"refused {error.code}: {error.message}")
         if expect == "rejected":
@@ -204,6 +204,12 @@ class Runner:
             return None
         self._expect(step, out, None)
         return result
+
+    def _account_op(self, step: Step, out: dict[str, Any], make: Callable[[Any, str], Any]) -> Any:
+        """An operation on the step's ``account``, given its registry and its number."""
+        spec = self.scenario.accounts[step.get("account")]
+        number = self.numbers[spec.alias]
+        return self._admin_op(step, out, spec.registry, lambda reg: make(reg, number))
 
     def _issue(self, step: Step, out: dict[str, Any]) -> None:
         to = self.numbers[step.get("to")]
@@ -226,30 +232,20 @@ class Runner:
         )
 
     def _retire(self, step: Step, out: dict[str, Any]) -> None:
-        spec = self.scenario.accounts[step.get("account")]
-        number = self.numbers[spec.alias]
-        self._admin_op(
+        self._account_op(
             step,
             out,
-            spec.registry,
-            lambda reg: reg.ledger.retire(
-                Retire(
-                    operation_id=_op("retire"),
-                    from_account=number,
-                    selection=_selection(step),
-                ),
-                self._actor(step, spec.alias, reg),
+            lambda reg, number: reg.ledger.retire(
+                Retire(operation_id=_op("retire"), from_account=number, selection=_selection(step)),
+                self._actor(step, step.get("account"), reg),
             ),
         )
 
     def _emissions(self, step: Step, out: dict[str, Any]) -> None:
-        spec = self.scenario.accounts[step.get("account")]
-        number = self.numbers[spec.alias]
-        self._admin_op(
+        self._account_op(
             step,
             out,
-            spec.registry,
-            lambda reg: reg.ledger.record_emissions(
+            lambda reg, number: reg.ledger.record_emissions(
                 RecordEmissions(
                     operation_id=_op("emissions"),
                     account=number,
@@ -286,26 +282,31 @@ class Runner:
         self._set_status(step, out, "restricted")
 
     def _set_status(self, step: Step, out: dict[str, Any], status: str) -> None:
-        spec = self.scenario.accounts[step.get("account")]
-        number = self.numbers[spec.alias]
-        self._admin_op(
+        self._account_op(
             step,
             out,
-            spec.registry,
-            lambda reg: reg.ledger.set_account_status(
+            lambda reg, number: reg.ledger.set_account_status(
                 SetAccountStatus(operation_id=_op(status), account=number, status=status),
                 reg.ledger.administrator,
             ),
         )
 
-    def _actor(self, step: Step, alias: str, reg: Any) -> Actor:
+    def _acting(self, step: Step, alias: str) -> str:
+        """Who acts on ``alias``: ``admin``, ``oversight`` or a person (default: the first
+        representative; the administrator for a state account)."""
         who = step.get("as")
         spec = self.scenario.accounts[alias]
-        if who == "admin" or (who is None and spec.is_state):
+        if who is None:
+            return "admin" if spec.is_state else spec.representatives[0]
+        return str(who)
+
+    def _actor(self, step: Step, alias: str, reg: Any) -> Actor:
+        who = self._acting(step, alias)
+        if who == "admin":
             return reg.ledger.administrator  # type: ignore[no-any-return]
         if who == "oversight":
             return Actor(ActorKind.OVERSIGHT, "oversight")
-        return Actor.person(who or spec.representatives[0])
+        return Actor.person(who)
 
     # -- crashes -----------------------------------------------------------------------------
 
@@ -338,13 +339,12 @@ class Runner:
         return RegistryClient(self.federation, home, role=actor[0], person=actor[1], timeout=10)
 
     def _transfer_actor(self, step: Step, alias: str) -> tuple[Role, str | None]:
-        who = step.get("as")
-        spec = self.scenario.accounts[alias]
-        if who == "admin" or (who is None and spec.is_state):
+        who = self._acting(step, alias)
+        if who == "admin":
             return (Role.ADMINISTRATOR, None)
         if who == "oversight":
             return (Role.OVERSIGHT, None)
-        return (Role.TRADER, who or spec.representatives[0])
+        return (Role.TRADER, who)
 
     def _transfer(self, step: Step, out: dict[str, Any]) -> None:
         spec = self.scenario.accounts[step.get("from")]
@@ -395,7 +395,7 @@ class Runner:
                 pending.step["outcome"] = "interrupted by a crash"
                 return None
             pending.step.update(status="rejected", error=failure.code)
-            if pending.expect in {"rejected", "any"} and pending.error in {None, failure.code}:
+            if _refusal_expected(pending.expect, pending.error, failure.code):
                 return None
             raise StepFailed(f"refused {failure.code}: {failure.message}") from None
 
@@ -482,10 +482,7 @@ class Runner:
                 client.cancel(tid)
         except TransferFailed as failure:
             out["error"] = failure.code
-            if step.get("expect") in {"rejected", "any"} and step.get("error") in {
-                None,
-                failure.code,
-            }:
+            if _refusal_expected(step.get("expect"), step.get("error"), failure.code):
                 return
             raise StepFailed(f"refused {failure.code}: {failure.message}") from None
         if step.get("expect") == "rejected":
@@ -567,6 +564,12 @@ class Runner:
 
 
 _BLOCK_KEYS = ("issuer", "program", "unit_type", "vintage", "start", "end")
+
+
+def _refusal_expected(expect: str | None, wanted: str | None, code: str) -> bool:
+    """A refusal with ``code`` meets a step that expects ``rejected`` or ``any`` (with the
+    ``wanted`` code, if it names one)."""
+    return expect in {"rejected", "any"} and wanted in {None, code}
 
 
 def _op(what: str) -> str:
