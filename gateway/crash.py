@@ -5,6 +5,10 @@
 kills itself with SIGKILL (no cleanup, no flush, exactly like ``kill -9``) comes from
 ``REGFED_CRASH_AT``, fixed at start, or from the file named by ``REGFED_CRASH_FILE``, read each
 time an effect is reached, so that a scenario can arm a running node.
+
+The same test-only switch lets a scenario move a node's protocol clock forward (to reach hold
+expiry without waiting a day): ``REGFED_TEST_CLOCK_FILE`` names a file holding the offset in
+seconds added to the wall clock, read at every reading of the clock.
 """
 
 from __future__ import annotations
@@ -12,12 +16,15 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 ARM = "REGFED_TEST_CRASH_HOOKS"
 POINT = "REGFED_CRASH_AT"
 POINT_FILE = "REGFED_CRASH_FILE"
+CLOCK_FILE = "REGFED_TEST_CLOCK_FILE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +53,20 @@ class CrashHooks:
                 point = self.point_file.read_text().strip() or point
         if point == f"{effect}:{phase}":
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def protocol_clock() -> Callable[[], float]:
+    """The wall clock, or in a test run with a clock file, the wall clock plus its offset."""
+    file = os.environ.get(CLOCK_FILE) if os.environ.get(ARM) == "1" else None
+    if not file:
+        return time.time
+    path = Path(file)
+
+    def shifted() -> float:
+        try:
+            offset = float(path.read_text().strip() or 0)
+        except FileNotFoundError:
+            offset = 0.0
+        return time.time() + offset
+
+    return shifted

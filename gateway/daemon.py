@@ -28,6 +28,7 @@ from regfed.node import open_registry
 from ._generated.client.v1 import client_pb2_grpc
 from ._generated.health.v1 import health_pb2_grpc
 from ._generated.peer.v1 import peer_pb2_grpc
+from .crash import protocol_clock
 from .dispatch import Dispatcher
 from .service import DEFAULT_ASK_AFTER, DEFAULT_HOLD_SECONDS, Gateway
 from .transport import (
@@ -110,6 +111,7 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
         load_directory(config),
         hold_seconds=config.hold_seconds,
         ask_after=config.ask_after,
+        clock=protocol_clock(),
     )
     ca, cert, key = (p.read_bytes() for p in (config.ca, config.certificate, config.key))
     store = registry.ledger.store

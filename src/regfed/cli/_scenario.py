@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from regfed.gateway.protocol.durable import crash_points
-from regfed.scenario import ScenarioError, load_scenario, run_scenario
+from regfed.scenario import DatabaseChoiceError, ScenarioError, load_scenario, run_scenario
 
 from ._output import EXIT_FAILED, emit_json
 
@@ -29,6 +29,13 @@ def register(commands: Any) -> None:
     )
     run.add_argument("file", type=Path)
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument(
+        "--db",
+        default="sqlite",
+        metavar="sqlite|postgresql://HOST/",
+        help="where the registries keep their data: SQLite files (default) or one fresh "
+        "database per registry on this PostgreSQL server, dropped afterwards",
+    )
     run.add_argument(
         "--keep", type=Path, help="run in this folder and leave it (logs, databases) afterwards"
     )
@@ -51,7 +58,11 @@ def _run(args: argparse.Namespace) -> int:
             print(text, flush=True)
 
     say(f"scenario {args.file}: {len(scenario.steps)} steps on {', '.join(scenario.registries)}")
-    outcome = run_scenario(scenario, say, keep=args.keep)
+    try:
+        outcome = run_scenario(scenario, say, keep=args.keep, db=args.db)
+    except DatabaseChoiceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     if args.json:
         emit_json(outcome)
     else:

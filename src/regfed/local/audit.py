@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 from collections import defaultdict
 from typing import Any
 
@@ -107,3 +108,14 @@ def statuses(federation: Federation, transfer_id: str) -> dict[str, tuple[str, b
         if rows:
             out[code] = (rows[0].status, bool(rows[0].settled))
     return out
+
+
+def answered_by_destination(federation: Federation, source: str, transfer_id: str) -> bool:
+    """Whether the source holds the destination's answer (acceptance or refusal) to the
+    transfer: if not, the destination may never have recorded it."""
+    rows = _rows(
+        federation,
+        source,
+        f"SELECT record FROM transfers WHERE transfer_id = '{transfer_id}' AND side = 'source'",
+    )
+    return bool(rows) and "2" in json.loads(rows[0].record).get("known", {})

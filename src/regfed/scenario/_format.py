@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from regfed.gateway.protocol.durable import crash_points
 
 _CODE = re.compile(r"^[A-Z]{2,8}$")
-ACCOUNT_TYPES = ("general", "compliance", "state", "state:retirement")
+ACCOUNT_TYPES = ("general", "compliance", "state", "state:retirement", "state:set-aside:NAME")
+SET_ASIDE = "state:set-aside:"
+_SET_ASIDE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 EXPECTATIONS = ("completed", "rejected", "any")
 DEFAULT_PROGRAM = "RGGI"
 
@@ -78,18 +82,28 @@ _OPS: dict[str, tuple[set[str], set[str]]] = {
     "close": ({"account"}, {"expect", "error"}),
     "restrict": ({"account"}, {"expect", "error"}),
     "crash": ({"registry", "at"}, set()),
+    "advance-clock": ({"registry", "seconds"}, set()),
     "restart": ({"registry"}, set()),
 }
 _POINTS = {p["name"] for p in crash_points()}
 
 
 def load_scenario(path: Path) -> Scenario:
+    """A ``.json`` file, or a ``.yaml``/``.yml`` file with the same structure."""
     try:
-        data = json.loads(path.read_text())
+        content = path.read_text()
     except FileNotFoundError:
         raise ScenarioError(f"no scenario file {path}") from None
-    except json.JSONDecodeError as error:
-        raise ScenarioError(f"{path} is not JSON: {error}") from None
+    if path.suffix in {".yaml", ".yml"}:
+        try:
+            data = yaml.safe_load(content)
+        except yaml.YAMLError as error:
+            raise ScenarioError(f"{path} is not YAML: {error}") from None
+    else:
+        try:
+            data = json.loads(content)
+        except json.JSONDecodeError as error:
+            raise ScenarioError(f"{path} is not JSON: {error}") from None
     return parse_scenario(data)
 
 
@@ -139,7 +153,13 @@ def _account(alias: str, spec: Any, registries: list[str]) -> AccountSpec:
     if registry not in registries:
         raise ScenarioError(f'{where}: registry {registry!r} is not in "registries"')
     kind = spec.get("type")
-    if kind not in ACCOUNT_TYPES:
+    if isinstance(kind, str) and kind.startswith(SET_ASIDE):
+        if not _SET_ASIDE_NAME.match(kind.removeprefix(SET_ASIDE)):
+            raise ScenarioError(
+                f"{where}: a set-aside is named in lower case letters, digits and dashes, "
+                'e.g. "state:set-aside:waste-coal"'
+            )
+    elif kind not in ACCOUNT_TYPES:
         raise ScenarioError(f"{where}: type {kind!r}; use one of {', '.join(ACCOUNT_TYPES)}")
     reps = spec.get("representatives", [f"{alias}-ar"])
     if not isinstance(reps, list) or not all(isinstance(r, str) and r for r in reps):
@@ -175,6 +195,12 @@ def _step(index: int, raw: Any, registries: list[str], accounts: dict[str, Accou
     for key in ("quantity", "vintage", "tons", "start"):
         if key in args and (not isinstance(args[key], int) or isinstance(args[key], bool)):
             raise ScenarioError(f"{step.label}: {key} must be a whole number")
+    if op == "advance-clock" and not (
+        isinstance(args["seconds"], int | float)
+        and not isinstance(args["seconds"], bool)
+        and 0 < args["seconds"] <= 10 * 365 * 86_400
+    ):
+        raise ScenarioError(f"{step.label}: seconds is a positive number (at most ten years)")
     if "expect" in args and args["expect"] not in EXPECTATIONS:
         raise ScenarioError(f"{step.label}: expect is one of {', '.join(EXPECTATIONS)}")
     if "error" in args and "expect" not in args:

@@ -7,21 +7,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ._databases import Databases, parse_db_choice
 from ._format import Scenario
 from ._runner import Runner
 
 
 def run_scenario(
-    scenario: Scenario, say: Callable[[str], None], keep: Path | None = None
+    scenario: Scenario,
+    say: Callable[[str], None],
+    keep: Path | None = None,
+    db: str | None = None,
 ) -> dict[str, Any]:
     """The outcome as one JSON-ready object: ``ok``, ``steps``, ``holdings``, ``invariants``.
 
-    ``keep``: run in that folder and leave it (node logs, databases) for inspection.
+    ``keep``: run in that folder and leave it (node logs, SQLite databases) for inspection.
+    ``db``: ``sqlite`` (the default) or a PostgreSQL server URL, on which one database per
+    registry is created for the run and dropped after it.
     """
+    server = parse_db_choice(db)
     with tempfile.TemporaryDirectory(prefix="regfed-scenario-") as temp:
-        runner = Runner(scenario, keep or Path(temp), say)
-        runner.start()
+        runner = Runner(scenario, keep or Path(temp), say, databases=Databases(server))
         try:
+            runner.start()
             for step in scenario.steps:
                 out = runner.run_step(step)
                 say(_line(out))

@@ -1,0 +1,100 @@
+"""What every kind of step shares: the federation, the account numbers, the results so far,
+and how a refusal is judged against the step's expectation."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from regfed.certs.identity import Role
+from regfed.local import Federation, LocalFederation
+from regfed.node import open_existing
+
+from ._format import Scenario, Step
+
+#: A transfer that has not settled yet: followed again after a restart, or at the end.
+UNFINISHED = {"proposed", "accepted"}
+NOT_COMPLETED = {"rejected", "terminated", "cancelled"}
+SETTLE_TIMEOUT = 60.0
+
+
+class StepFailed(Exception):
+    """The step did not meet its expectation (or could not run): the outcome says why."""
+
+
+@dataclass
+class Pending:
+    """A transfer (or a cancel of one) that a crash or a down registry interrupted."""
+
+    step: dict[str, Any]
+    home: str
+    peer: str  # the destination's registry
+    request: dict[str, Any]
+    actor: tuple[Role, str | None]
+    expect: str
+    error: str | None
+    transfer_id: str | None = None
+    #: The cancel was lost with the crash: ask again once the home node is back.
+    cancel: bool = False
+
+
+@dataclass
+class Context:
+    scenario: Scenario
+    folder: Path
+    say: Callable[[str], None]
+    federation: Federation = field(init=False)
+    local: LocalFederation = field(init=False)
+    numbers: dict[str, str] = field(default_factory=dict)
+    armed: dict[str, str] = field(default_factory=dict)
+    results: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[Pending] = field(default_factory=list)
+    #: Transfers proposed with ``"wait": false``: followed to settlement at the end.
+    unwaited: list[Pending] = field(default_factory=list)
+
+    def _ledger(self, code: str, work: Callable[[Any], Any]) -> Any:
+        """The administrator's ledger operations run on the node's database, as ``regfed
+        ledger`` does on the registry's own machine."""
+        registry = open_existing(self.federation.node_config(code).database)
+        try:
+            return work(registry)
+        finally:
+            registry.close()
+
+    def crashed(self) -> list[str]:
+        """Registries whose armed crash fired (their process is dead): disarmed."""
+        fired = [code for code in self.armed if not self.local.alive(code)]
+        for code in fired:
+            del self.armed[code]
+        return fired
+
+    def _crash_fired(self, within: float = 3.0) -> bool:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.crashed():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _acting(self, step: Step, alias: str) -> str:
+        """Who acts on ``alias``: ``admin``, ``oversight`` or a person (default: the first
+        representative; the administrator for a state account)."""
+        who = step.get("as")
+        spec = self.scenario.accounts[alias]
+        if who is None:
+            return "admin" if spec.is_state else spec.representatives[0]
+        return str(who)
+
+
+def refusal_expected(expect: str | None, wanted: str | None, code: str) -> bool:
+    """A refusal with ``code`` meets a step that expects ``rejected`` or ``any`` (with the
+    ``wanted`` code, if it names one)."""
+    return expect in {"rejected", "any"} and wanted in {None, code}
+
+
+def operation_id(what: str) -> str:
+    return f"scenario-{what}-{uuid.uuid4().hex}"
