@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from conftest import POSTGRES_URL, require_postgres
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -27,14 +31,21 @@ def scenario(path: Path, *extra: str) -> tuple[int, dict[str, Any]]:
     return result.returncode, json.loads(result.stdout)
 
 
-@pytest.mark.parametrize("file", sorted(SCENARIOS.glob("*.json")), ids=lambda f: f.name)
+SHIPPED = sorted([*SCENARIOS.glob("*.json"), *SCENARIOS.glob("*.yaml")])
+
+
+@pytest.mark.parametrize("file", SHIPPED, ids=lambda f: f.name)
 def test_every_shipped_scenario_passes(file: Path) -> None:
+    """The conformance suite, and the gateway's crash matrix: scenarios 10-13 arm every crash
+    point on both sides (tests/unit/test_scenario_format.py checks that they do)."""
     code, outcome = scenario(file)
     assert (code, outcome["ok"]) == (0, True), json.dumps(outcome["steps"], indent=1)
     assert [s["index"] for s in outcome["steps"]] == list(range(len(outcome["steps"])))
     for step in outcome["steps"]:
         if step["op"] == "transfer":
             assert step["status"] in {"completed", "rejected", "terminated", "cancelled"}
+        if step["op"] == "crash":  # it fired, during a step at or after its arming
+            assert step["fired_during_step"] >= step["index"], step
     for blocks in outcome["holdings"].values():
         for block in blocks:
             assert isinstance(block["start"], int) and isinstance(block["end"], int)
@@ -106,7 +117,8 @@ def test_a_crash_that_never_fires_and_a_restart_of_a_live_node_fail_the_run(
     )
     assert code != 0 and outcome["ok"] is False
     assert "is running" in outcome["steps"][1]["outcome"]
-    assert "never fired" in outcome["steps"][-1]["outcome"]
+    assert "never fired" in outcome["steps"][2]["outcome"]
+    assert "fired_during_step" not in outcome["steps"][2]
 
 
 def test_a_step_on_a_dead_registry_fails_clearly(tmp_path: Path) -> None:
@@ -161,3 +173,42 @@ def test_transfers_interrupted_on_two_registries_settle_after_both_restarts(
     assert [steps[i]["status"] for i in (3, 5)] == ["completed", "completed"]
     received = [b for b in outcome["holdings"]["ny"] if b["issuer"] == "PA"]
     assert sum(b["end"] - b["start"] + 1 for b in received) == 7  # each moved exactly once
+
+
+def test_a_scenario_runs_on_postgresql_and_drops_its_databases(tmp_path: Path) -> None:
+    require_postgres()
+    server = make_url(POSTGRES_URL).set(database="postgres")
+    code, outcome = scenario(
+        SCENARIOS / "01-tour.json", "--db", server.render_as_string(hide_password=False)
+    )
+    assert (code, outcome["ok"]) == (0, True), json.dumps(outcome, indent=1)
+    engine = create_engine(server.set(drivername="postgresql+psycopg"))
+    try:
+        with engine.connect() as connection:
+            left = connection.execute(
+                text("SELECT datname FROM pg_database WHERE datname LIKE 'regfed_scenario_%'")
+            ).all()
+    finally:
+        engine.dispose()
+    assert left == []
+
+
+def test_a_bad_database_choice_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "regfed.cli",
+            "scenario",
+            "run",
+            str(SCENARIOS / "01-tour.json"),
+            "--db",
+            "mysql://somewhere/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "give sqlite or a PostgreSQL server URL" in result.stderr

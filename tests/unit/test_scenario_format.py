@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from regfed.gateway.protocol.durable import CRASH_PHASES, DURABLE_EFFECTS, crash_points
-from regfed.scenario import ScenarioError, parse_scenario
+from regfed.scenario import ScenarioError, load_scenario, parse_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 BASE: dict[str, Any] = {
@@ -59,6 +60,10 @@ def test_defaults_follow_the_documented_rules() -> None:
         ("steps.0", {"op": "cancel", "transfer": 0}, "index of an earlier step"),
         ("steps.0", {"op": "close", "account": "alloc"}, "state account"),
         ("steps.0", {"op": "issue", "registry": "PA"}, "missing"),
+        ("accounts.alloc.type", "state:set-aside:Waste Coal", "lower case"),
+        ("steps.0", {"op": "advance-clock", "registry": "PA", "seconds": -5}, "positive"),
+        ("steps.0", {"op": "advance-clock", "registry": "PA", "seconds": True}, "positive"),
+        ("steps.0", {"op": "advance-clock", "registry": "NJ", "seconds": 5}, "not in"),
         (
             "steps.0",
             {"op": "transfer", "from": "acme", "to": "plant", "quantity": 1, "error": "X"},
@@ -82,6 +87,45 @@ def test_crash_points_cover_every_durable_effect_and_phase() -> None:
     assert {str(p["hook"]).split(":")[0] for p in points} == set(DURABLE_EFFECTS)
 
 
-@pytest.mark.parametrize("file", sorted(SCENARIOS.glob("*.json")), ids=lambda f: f.name)
+SHIPPED = sorted([*SCENARIOS.glob("*.json"), *SCENARIOS.glob("*.yaml")])
+
+
+@pytest.mark.parametrize("file", SHIPPED, ids=lambda f: f.name)
 def test_shipped_scenarios_parse(file: Path) -> None:
-    parse_scenario(json.loads(file.read_text()))
+    load_scenario(file)
+
+
+def test_a_set_aside_account_and_a_clock_step_parse() -> None:
+    data = changed("accounts.alloc.type", "state:set-aside:waste-coal")
+    data["steps"].append({"op": "advance-clock", "registry": "PA", "seconds": 86_400.5})
+    scenario = parse_scenario(data)
+    assert scenario.accounts["alloc"].is_state
+    assert scenario.steps[1].get("seconds") == 86_400.5
+
+
+def test_yaml_and_json_files_of_the_same_scenario_are_the_same(tmp_path: Path) -> None:
+    (tmp_path / "s.json").write_text(json.dumps(BASE))
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(BASE))
+    assert load_scenario(tmp_path / "s.json") == load_scenario(tmp_path / "s.yaml")
+    (tmp_path / "bad.yaml").write_text("steps: [unclosed")
+    with pytest.raises(ScenarioError, match="not YAML"):
+        load_scenario(tmp_path / "bad.yaml")
+
+
+def test_the_shipped_suite_arms_every_crash_point_on_both_sides() -> None:
+    """The conformance suite is the crash matrix: every point, on every side, is armed by some
+    shipped scenario; the hold-expiry path of the source's void as well as the cancel path."""
+    armed: dict[str, list[tuple[Path, int]]] = {}
+    expiry_voids = set()
+    for file in SHIPPED:
+        steps = load_scenario(file).steps
+        for step in steps:
+            if step.op == "crash":
+                armed.setdefault(step.get("at"), []).append((file, step.index))
+                later = [s.op for s in steps[step.index + 1 :]]
+                if str(step.get("at")).startswith("source.void") and later[:1] == ["advance-clock"]:
+                    expiry_voids.add(step.get("at"))
+    names = {str(p["name"]) for p in crash_points()}
+    assert names - set(armed) == set(), "crash points no shipped scenario arms"
+    assert {n.split(".")[0] for n in names} == {"source", "destination"}
+    assert expiry_voids == {f"source.void.{phase}" for phase in CRASH_PHASES}

@@ -50,7 +50,10 @@ class Context:
     federation: Federation = field(init=False)
     local: LocalFederation = field(init=False)
     numbers: dict[str, str] = field(default_factory=dict)
-    armed: dict[str, str] = field(default_factory=dict)
+    #: Registry -> the crash step armed on it that has not fired yet.
+    armed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Registries armed while down: their crash can only fire after their restart.
+    armed_down: set[str] = field(default_factory=set)
     results: list[dict[str, Any]] = field(default_factory=list)
     pending: list[Pending] = field(default_factory=list)
     #: Transfers proposed with ``"wait": false``: followed to settlement at the end.
@@ -67,9 +70,14 @@ class Context:
 
     def crashed(self) -> list[str]:
         """Registries whose armed crash fired (their process is dead): disarmed."""
-        fired = [code for code in self.armed if not self.local.alive(code)]
+        fired = [
+            code
+            for code in self.armed
+            if code not in self.armed_down and not self.local.alive(code)
+        ]
         for code in fired:
-            del self.armed[code]
+            # The step during which it fired: the last one started.
+            self.armed.pop(code)["fired_during_step"] = self.results[-1]["index"]
         return fired
 
     def _crash_fired(self, within: float = 3.0) -> bool:

@@ -61,8 +61,11 @@ class TransferSteps(Context):
         if transfer is None:
             return
         if not step.get("wait", True):
-            # Returns once proposed; followed to its end with the other unwaited ones.
+            # Returns once proposed (or, if a registry it involves is armed, once that crash
+            # fired); followed to its end with the other unwaited ones.
             out["status"] = transfer["status"]
+            if {home, peer} & (set(self.armed) - self.armed_down):
+                self._crash_fired()
             self.unwaited.append(pending)
             if transfer["status"] in NOT_COMPLETED:
                 self._judge(pending, transfer)
