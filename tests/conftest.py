@@ -90,3 +90,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if tier is None:
             raise pytest.UsageError(f"{item.nodeid} is outside the tier folders {_TIERS}")
         item.add_marker(getattr(pytest.mark, tier))
+        if Path(str(item.path)).name == "test_scenarios.py":
+            item.add_marker(pytest.mark.conformance)
