@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
@@ -40,6 +40,18 @@ class TransferRow:
     error_message: str | None
     created_at: str
     updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unsettled:
+    """A transfer in flight here, as a node's status reports it (no record, no blocks)."""
+
+    transfer_id: str
+    side: str
+    status: str
+    peer: str
+    quantity: int
+    created_at: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +206,24 @@ class GatewayRecords:
             .limit(limit)
         ).all()
         return [_row(r) for r in rows]
+
+    def unsettled_summary(self, limit: int) -> tuple[int, list[Unsettled]]:
+        """How many transfers are unsettled here (both sides), and the ``limit`` oldest."""
+        c = t.transfers.c
+        open_ = c.settled.is_(False)
+        total = self.conn.execute(
+            select(func.count()).select_from(t.transfers).where(open_)
+        ).scalar_one()
+        rows = self.conn.execute(
+            select(c.transfer_id, c.side, c.status, c.peer, c.quantity, c.created_at)
+            .where(open_)
+            .order_by(c.created_at, c.transfer_id)
+            .limit(limit)
+        ).all()
+        return int(total), [
+            Unsettled(r.transfer_id, r.side, r.status, r.peer, int(r.quantity), r.created_at)
+            for r in rows
+        ]
 
     def in_flight(self, side: str, status: str, limit: int = 500) -> list[TransferRow]:
         rows = self.conn.execute(

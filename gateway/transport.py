@@ -35,6 +35,7 @@ from ._generated.peer.v1 import peer_pb2, peer_pb2_grpc
 from .envelope import Envelope
 from .errors import GatewayError, status_of
 from .service import Gateway, Outbound
+from .status import check_status_reader, regfed_version, unsettled
 from .store import GatewayRecords
 from .trading import Trading, TransferRequest, TransferView, actor_of
 from .watch import TransferWatch
@@ -267,6 +268,7 @@ class RegistryService(client_pb2_grpc.RegistryServicer):
         self.trading = Trading(gateway)
         self.workers = workers
         self.send = send
+        self.started = time.monotonic()
 
     def _actor(self, context: Context) -> Any:
         identity = self.callers.identify(context)
@@ -377,6 +379,33 @@ class RegistryService(client_pb2_grpc.RegistryServicer):
                 )
                 for r in receipts
             ],
+        )
+
+    @_guarded
+    async def GetStatus(  # noqa: N802
+        self, request: client_pb2.GetStatusRequest, context: Context
+    ) -> client_pb2.GetStatusReply:
+        check_status_reader(self.callers.identify(context), self.gateway.me)
+        report = await self.workers.read(self.gateway.read, lambda tx: unsettled(tx, request.limit))
+        return client_pb2.GetStatusReply(
+            registry=self.gateway.me,
+            version=regfed_version(),
+            uptime_seconds=time.monotonic() - self.started,
+            in_flight=report.total,
+            transfers=[
+                client_pb2.InFlightTransfer(
+                    transfer_id=t.transfer_id,
+                    side=t.side,
+                    status=t.status,
+                    peer=t.peer,
+                    quantity=t.quantity,
+                    created_at=t.created_at,
+                    age_seconds=t.age_seconds,
+                )
+                for t in report.transfers
+            ],
+            node_time=report.node_time,
+            directory_version=self.gateway.directory.version,
         )
 
 

@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import itertools
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from regfed.gateway.envelope import Envelope, seal
 from regfed.gateway.errors import GatewayError
 from regfed.gateway.protocol import Kind, Message
 from regfed.gateway.service import Gateway, Outbound
+from regfed.gateway.status import MAX_LISTED, unsettled
 from regfed.gateway.store import GatewayRecords
 from regfed.gateway.trading import Trading, TransferRequest
 from regfed.node import Registry, Selection, StatePurpose, Transfer, open_registry
@@ -302,3 +304,45 @@ def test_a_proposal_answers_with_the_transfer_as_stored(pair: Pair) -> None:
     assert view.status == "proposed" and len(view.blocks) == 1
     [(tid, peer, envelope)] = pair.pa.read(lambda tx: GatewayRecords(tx).outbox())
     assert (tid, peer, envelope) == (view.transfer_id, "NY", outbound.envelope)
+
+
+def test_status_lists_the_unsettled_transfers_of_both_sides_oldest_first(pair: Pair) -> None:
+    first, outbound = propose(pair, 10)
+    [proposal] = outbound
+    # NY accepts (its side is unsettled) and PA never hears the answer.
+    pair.ny.receive(proposal.envelope, Identity(Role.REGISTRY, "PA"))
+    second, _lost = propose(pair, 20)
+    pa = pair.pa.read(unsettled)
+    assert pa.total == 2
+    assert [(t.transfer_id, t.side, t.status, t.peer) for t in pa.transfers] == [
+        (first, "source", "proposed", "NY"),
+        (second, "source", "proposed", "NY"),
+    ]
+    assert [t.quantity for t in pa.transfers] == [10, 20]
+    ny = pair.ny.read(unsettled)
+    [incoming] = ny.transfers
+    assert (ny.total, incoming.transfer_id, incoming.side, incoming.status, incoming.peer) == (
+        1,
+        first,
+        "destination",
+        "accepted",
+        "PA",
+    )
+    # The age is measured on the reporting node's clock, from the row's creation time.
+    created = datetime.fromisoformat(incoming.created_at)
+    later = pair.ny.read(lambda tx: unsettled(tx, now=created + timedelta(seconds=90)))
+    assert later.transfers[0].age_seconds == pytest.approx(90.0)
+    earlier = pair.ny.read(lambda tx: unsettled(tx, now=created - timedelta(seconds=5)))
+    assert earlier.transfers[0].age_seconds == 0.0  # a clock set back never gives a negative age
+    # The list is capped; the count is not.
+    capped = pair.pa.read(lambda tx: unsettled(tx, limit=1))
+    assert (capped.total, [t.transfer_id for t in capped.transfers]) == (2, [first])
+    assert pair.pa.read(lambda tx: unsettled(tx, limit=10 * MAX_LISTED)).total == 2
+    # Once settled, nothing is in flight on either side.
+    Trading(pair.pa).cancel(person("alice"), second)
+    pair.deliver(pair.pa.redrive())
+    pair.clock.now += 61
+    pair.deliver(pair.pa.redrive())
+    pair.deliver(pair.ny.redrive())
+    for gw in (pair.pa, pair.ny):
+        assert gw.read(unsettled).total == 0, gw.me

@@ -12,7 +12,7 @@ from regfed import __version__
 from regfed.local import TransferFailed
 from regfed.node import RegistryError
 
-from . import _bench, _certs, _demo, _ledger, _node, _scenario, _sim, _transfer
+from . import _bench, _certs, _demo, _ledger, _node, _scenario, _sim, _status, _transfer
 from ._output import EXIT_FAILED, report_error
 
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     _certs.register(commands)
     _node.register(commands)
     _transfer.register(commands)
+    _status.register(commands)
     _scenario.register(commands)
     return parser
 

@@ -10,6 +10,7 @@ import grpc
 
 from regfed.certs.identity import Role
 from regfed.gateway._generated.client.v1 import client_pb2, client_pb2_grpc
+from regfed.gateway._generated.health.v1 import health_pb2, health_pb2_grpc
 from regfed.gateway.transport import CODE_KEY, block_dict, channel_credentials
 
 from .federation import Federation
@@ -127,3 +128,35 @@ class RegistryClient:
         request = client_pb2.GetReceiptsRequest(transfer_id=transfer_id)
         reply: client_pb2.GetReceiptsReply = self._call(self.stub.GetReceipts, request)
         return reply
+
+    def health(self, service: str = "", timeout: float | None = None) -> str:
+        """The standard health check: SERVING, NOT_SERVING, SERVICE_UNKNOWN or UNKNOWN."""
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        request = health_pb2.HealthCheckRequest(service=service)
+        reply: health_pb2.HealthCheckResponse = self._call(stub.Check, request, timeout)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+    def status(self, limit: int = 0, timeout: float | None = None) -> dict[str, Any]:
+        """The node's own status (administrators, its node certificate, oversight)."""
+        request = client_pb2.GetStatusRequest(limit=limit)
+        reply: client_pb2.GetStatusReply = self._call(self.stub.GetStatus, request, timeout)
+        return {
+            "registry": reply.registry,
+            "version": reply.version,
+            "uptime_seconds": reply.uptime_seconds,
+            "in_flight": reply.in_flight,
+            "transfers": [
+                {
+                    "transfer_id": t.transfer_id,
+                    "side": t.side,
+                    "status": t.status,
+                    "peer": t.peer,
+                    "quantity": t.quantity,
+                    "created_at": t.created_at,
+                    "age_seconds": t.age_seconds,
+                }
+                for t in reply.transfers
+            ],
+            "node_time": reply.node_time,
+            "directory_version": reply.directory_version,
+        }

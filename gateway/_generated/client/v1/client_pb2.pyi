@@ -134,3 +134,45 @@ class GetReceiptsReply(_message.Message):
     transfer: Transfer
     receipts: _containers.RepeatedCompositeFieldContainer[Receipt]
     def __init__(self, transfer: _Optional[_Union[Transfer, _Mapping]] = ..., receipts: _Optional[_Iterable[_Union[Receipt, _Mapping]]] = ...) -> None: ...
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class InFlightTransfer(_message.Message):
+    __slots__ = ("transfer_id", "side", "status", "peer", "quantity", "created_at", "age_seconds")
+    TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
+    SIDE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    transfer_id: str
+    side: str
+    status: str
+    peer: str
+    quantity: int
+    created_at: str
+    age_seconds: float
+    def __init__(self, transfer_id: _Optional[str] = ..., side: _Optional[str] = ..., status: _Optional[str] = ..., peer: _Optional[str] = ..., quantity: _Optional[int] = ..., created_at: _Optional[str] = ..., age_seconds: _Optional[float] = ...) -> None: ...
+
+class GetStatusReply(_message.Message):
+    __slots__ = ("registry", "version", "uptime_seconds", "in_flight", "transfers", "node_time", "directory_version")
+    REGISTRY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    TRANSFERS_FIELD_NUMBER: _ClassVar[int]
+    NODE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DIRECTORY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    registry: str
+    version: str
+    uptime_seconds: float
+    in_flight: int
+    transfers: _containers.RepeatedCompositeFieldContainer[InFlightTransfer]
+    node_time: str
+    directory_version: int
+    def __init__(self, registry: _Optional[str] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., in_flight: _Optional[int] = ..., transfers: _Optional[_Iterable[_Union[InFlightTransfer, _Mapping]]] = ..., node_time: _Optional[str] = ..., directory_version: _Optional[int] = ...) -> None: ...

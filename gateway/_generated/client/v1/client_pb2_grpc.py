@@ -60,6 +60,11 @@ class RegistryStub:
                 request_serializer=client_dot_v1_dot_client__pb2.GetReceiptsRequest.SerializeToString,
                 response_deserializer=client_dot_v1_dot_client__pb2.GetReceiptsReply.FromString,
                 _registered_method=True)
+        self.GetStatus = channel.unary_unary(
+                '/regfed.client.v1.Registry/GetStatus',
+                request_serializer=client_dot_v1_dot_client__pb2.GetStatusRequest.SerializeToString,
+                response_deserializer=client_dot_v1_dot_client__pb2.GetStatusReply.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -95,6 +100,12 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -122,6 +133,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.GetReceipts,
                     request_deserializer=client_dot_v1_dot_client__pb2.GetReceiptsRequest.FromString,
                     response_serializer=client_dot_v1_dot_client__pb2.GetReceiptsReply.SerializeToString,
+            ),
+            'GetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatus,
+                    request_deserializer=client_dot_v1_dot_client__pb2.GetStatusRequest.FromString,
+                    response_serializer=client_dot_v1_dot_client__pb2.GetStatusReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -259,6 +275,33 @@ class Registry:
             '/regfed.client.v1.Registry/GetReceipts',
             client_dot_v1_dot_client__pb2.GetReceiptsRequest.SerializeToString,
             client_dot_v1_dot_client__pb2.GetReceiptsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/regfed.client.v1.Registry/GetStatus',
+            client_dot_v1_dot_client__pb2.GetStatusRequest.SerializeToString,
+            client_dot_v1_dot_client__pb2.GetStatusReply.FromString,
             options,
             channel_credentials,
             insecure,
