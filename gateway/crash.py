@@ -52,7 +52,15 @@ class CrashHooks:
             with contextlib.suppress(FileNotFoundError):
                 point = self.point_file.read_text().strip() or point
         if point == f"{effect}:{phase}":
+            if self.point_file is not None:
+                # Evidence for the runner that this death is the armed crash, and when.
+                fired_marker(self.point_file).write_text(f"{point} {time.time()!r}")
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fired_marker(point_file: Path) -> Path:
+    """The file a node writes just before it kills itself at the point named in ``point_file``."""
+    return point_file.with_name(point_file.name + ".fired")
 
 
 def protocol_clock() -> Callable[[], float]:

@@ -66,6 +66,14 @@ def test_defaults_follow_the_documented_rules() -> None:
         ("steps.0", {"op": "advance-clock", "registry": "NJ", "seconds": 5}, "not in"),
         (
             "steps.0",
+            {"op": "transfer", "from": "acme", "to": "plant", "quantity": 1}
+            | {"expect": "completed", "error": "X"},
+            "goes with",
+        ),
+        ("steps.0", {"op": "crash", "registry": "NY", "at": "x", "expect": "any"}, "unknown key"),
+        ("registries", [False], "quote the code"),
+        (
+            "steps.0",
             {"op": "transfer", "from": "acme", "to": "plant", "quantity": 1, "error": "X"},
             "goes with",
         ),
@@ -129,3 +137,9 @@ def test_the_shipped_suite_arms_every_crash_point_on_both_sides() -> None:
     assert names - set(armed) == set(), "crash points no shipped scenario arms"
     assert {n.split(".")[0] for n in names} == {"source", "destination"}
     assert expiry_voids == {f"source.void.{phase}" for phase in CRASH_PHASES}
+    # The destination's void also drops a pinned credit (in doubt, the source's hold expired),
+    # not only a tombstone for a void that came first.
+    in_doubt = load_scenario(SCENARIOS / "14-crash-in-doubt-path.json").steps
+    assert {s.get("at") for s in in_doubt if s.op == "crash"} >= {
+        f"destination.void.{phase}" for phase in CRASH_PHASES
+    }

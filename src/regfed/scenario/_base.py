@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from regfed.certs.identity import Role
+from regfed.gateway.crash import fired_marker
 from regfed.local import Federation, LocalFederation
 from regfed.node import open_existing
 
@@ -58,6 +59,8 @@ class Context:
     pending: list[Pending] = field(default_factory=list)
     #: Transfers proposed with ``"wait": false``: followed to settlement at the end.
     unwaited: list[Pending] = field(default_factory=list)
+    #: When each step started (wall clock), to tell during which step a crash fired.
+    started: list[float] = field(default_factory=list)
 
     def _ledger(self, code: str, work: Callable[[Any], Any]) -> Any:
         """The administrator's ledger operations run on the node's database, as ``regfed
@@ -68,22 +71,40 @@ class Context:
         finally:
             registry.close()
 
+    def _crash_file(self, code: str) -> Path:
+        return self.federation.folder / code / "crash-at"
+
     def crashed(self) -> list[str]:
-        """Registries whose armed crash fired (their process is dead): disarmed."""
-        fired = [
+        """Armed registries that died since the last look: disarmed. The crash step says
+        during which step its point was reached (the node leaves a marker just before it kills
+        itself); a death without the marker fails the crash step."""
+        dead = [
             code
             for code in self.armed
             if code not in self.armed_down and not self.local.alive(code)
         ]
-        for code in fired:
-            # The step during which it fired: the last one started.
-            self.armed.pop(code)["fired_during_step"] = self.results[-1]["index"]
-        return fired
+        for code in dead:
+            step = self.armed.pop(code)
+            marker = fired_marker(self._crash_file(code))
+            try:
+                _point, stamp = marker.read_text().split()
+            except (FileNotFoundError, ValueError):
+                status = self.local.wait_exit(code, 1)
+                step["outcome"] = (
+                    f"failed: {code} died (exit status {status}) without reaching {step['at']}"
+                )
+                continue
+            marker.unlink()
+            during = [i for i, t in enumerate(self.started) if t <= float(stamp)]
+            step["fired_during_step"] = during[-1] if during else step["index"]
+        return dead
 
-    def _crash_fired(self, within: float = 3.0) -> bool:
+    def _crash_fired(self, codes: set[str], within: float = 3.0) -> bool:
+        """Whether one of ``codes`` died on its armed crash (waiting up to ``within``)."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
-            if self.crashed():
+            self.crashed()
+            if any(not self.local.alive(code) for code in codes):
                 return True
             time.sleep(0.05)
         return False

@@ -115,6 +115,11 @@ def parse_scenario(data: Any) -> Scenario:
     if not isinstance(registries, list) or not registries:
         raise ScenarioError('"registries" must list registry codes, e.g. ["PA", "NY"]')
     for code in registries:
+        if isinstance(code, bool):
+            raise ScenarioError(
+                f"registry code {code!r}: YAML reads NO, YES, ON and OFF as true or false; "
+                'quote the code ("NO")'
+            )
         if not isinstance(code, str) or not _CODE.match(code):
             raise ScenarioError(f"registry code {code!r} must be 2 to 8 capital letters")
     if len(set(registries)) != len(registries):
@@ -203,8 +208,11 @@ def _step(index: int, raw: Any, registries: list[str], accounts: dict[str, Accou
         raise ScenarioError(f"{step.label}: seconds is a positive number (at most ten years)")
     if "expect" in args and args["expect"] not in EXPECTATIONS:
         raise ScenarioError(f"{step.label}: expect is one of {', '.join(EXPECTATIONS)}")
-    if "error" in args and "expect" not in args:
-        raise ScenarioError(f'{step.label}: "error" goes with "expect": "rejected"')
+    if "error" in args and args.get("expect") not in {"rejected", "any"}:
+        raise ScenarioError(
+            f'{step.label}: "error" goes with "expect": "rejected" (or "any"): '
+            "it is the code a refusal must carry"
+        )
     if op == "transfer":
         _transfer(step, args)
     if op == "cancel" and not (isinstance(args["transfer"], int) and 0 <= args["transfer"] < index):

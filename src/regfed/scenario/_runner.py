@@ -9,7 +9,7 @@ emissions, deduction, account status) and retirements run on the node's database
 from __future__ import annotations
 
 import os
-import signal
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,9 +75,6 @@ class Runner(LedgerSteps, TransferSteps):
             CLOCK_FILE: str(self.federation.folder / code / "clock-offset"),
         }
 
-    def _crash_file(self, code: str) -> Any:
-        return self.federation.folder / code / "crash-at"
-
     def _people(self) -> None:
         """A trader certificate for every person the scenario names, at each registry."""
         wanted: dict[str, set[str]] = {code: set() for code in self.scenario.registries}
@@ -85,6 +82,8 @@ class Runner(LedgerSteps, TransferSteps):
             wanted[spec.registry] |= set(spec.representatives)
         for step in self.scenario.steps:
             who, alias = step.get("as"), step.get("from") or step.get("account")
+            if step.op == "cancel":  # acts at the home node of the transfer it cancels
+                alias = self.scenario.steps[step.get("transfer")].get("from")
             if isinstance(who, str) and who not in {"admin", "oversight"} and alias:
                 wanted[self.scenario.accounts[alias].registry].add(who)
         for code, people in wanted.items():
@@ -98,12 +97,15 @@ class Runner(LedgerSteps, TransferSteps):
     def run_step(self, step: Step) -> dict[str, Any]:
         out: dict[str, Any] = {"index": step.index, "op": step.op}
         self.results.append(out)
+        self.started.append(time.time())
         try:
             self._require_alive(step)
             getattr(self, "_" + step.op.replace("-", "_"))(step, out)
             out.setdefault("outcome", "ok")
         except StepFailed as failure:
             out["outcome"] = f"failed: {failure}"
+        except Exception as error:  # a runner fault still ends in an outcome, not a traceback
+            out["outcome"] = f"failed: the runner could not run this step: {error!r}"
         return out
 
     def _require_alive(self, step: Step) -> None:
@@ -120,7 +122,8 @@ class Runner(LedgerSteps, TransferSteps):
         if alias:
             return self.scenario.accounts[alias].registry
         if step.op == "cancel":
-            return str(self._transfer_step(step)["home"])
+            cancelled = self.scenario.steps[step.get("transfer")]
+            return self.scenario.accounts[cancelled.get("from")].registry
         return None
 
     # -- crashes and clocks ------------------------------------------------------------------
@@ -129,6 +132,7 @@ class Runner(LedgerSteps, TransferSteps):
         """Arms the point: a running node reaches it next; a node that is down, once it is
         restarted (before it can receive anything)."""
         code = step.get("registry")
+        self.crashed()
         if code in self.armed:
             raise StepFailed(f"{code} already has a crash armed at {self.armed[code]['at']}")
         self._crash_file(code).write_text(_HOOKS[step.get("at")])
@@ -151,12 +155,14 @@ class Runner(LedgerSteps, TransferSteps):
         self.armed_down.discard(code)
         if code not in self.armed:
             self._crash_file(code).write_text("")
+        crash = self.armed.get(code)
         try:
             self.local.start([code], env=self._env(code))
-        except NodeFailed:
+        except NodeFailed as failure:
             # Armed before the restart, it may reach its point before it says it is ready.
-            if code not in self.armed or self.local.wait_exit(code, 5) != -signal.SIGKILL:
-                raise
+            self.crashed()
+            if crash is None or "fired_during_step" not in crash:
+                raise StepFailed(str(failure)) from None
         self._settle_pending()
 
     def _advance_clock(self, step: Step, out: dict[str, Any]) -> None:
@@ -174,8 +180,10 @@ class Runner(LedgerSteps, TransferSteps):
 
     def finish(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Holdings of every alias and the final checks, once every transfer has settled."""
+        self.crashed()
         self._settle_pending()
         self._follow_unwaited()
+        self.crashed()
         for pending in self.pending:
             down = [c for c in (pending.home, pending.peer) if not self.local.alive(c)]
             pending.step["outcome"] = f"failed: registry {', '.join(down)} was never restarted"
@@ -183,8 +191,6 @@ class Runner(LedgerSteps, TransferSteps):
             crash["outcome"] = f"failed: the crash armed at {crash['at']} on {code} never fired"
         holdings = {}
         for alias, spec in self.scenario.accounts.items():
-            if not self.local.alive(spec.registry):
-                continue
             blocks = self._holdings(spec.registry, self.numbers[alias])
             holdings[alias] = [
                 {**{k: h.block[k] for k in _BLOCK_KEYS}, "state": h.state} for h in blocks
@@ -192,8 +198,16 @@ class Runner(LedgerSteps, TransferSteps):
         return holdings, self._checks()
 
     def _checks(self) -> list[dict[str, Any]]:
+        down = [code for code in self.scenario.registries if not self.local.alive(code)]
+        checks: list[dict[str, Any]] = [
+            {
+                "name": "registries-up",
+                "ok": not down,
+                "problems": [f"{code} is down at the end (add a restart step)" for code in down],
+            }
+        ]
         problems = audit(self.federation)
-        checks = [{"name": "federation-audit", "ok": not problems, "problems": problems}]
+        checks.append({"name": "federation-audit", "ok": not problems, "problems": problems})
         disagreements = self._transfers_disagree()
         checks.append(
             {"name": "transfers-agree", "ok": not disagreements, "problems": disagreements}

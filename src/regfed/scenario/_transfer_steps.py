@@ -64,8 +64,9 @@ class TransferSteps(Context):
             # Returns once proposed (or, if a registry it involves is armed, once that crash
             # fired); followed to its end with the other unwaited ones.
             out["status"] = transfer["status"]
-            if {home, peer} & (set(self.armed) - self.armed_down):
-                self._crash_fired()
+            involved = {home, peer} & (set(self.armed) - self.armed_down)
+            if involved:
+                self._crash_fired(involved)
             self.unwaited.append(pending)
             if transfer["status"] in NOT_COMPLETED:
                 self._judge(pending, transfer)
@@ -81,12 +82,13 @@ class TransferSteps(Context):
             with self._client(pending.home, pending.actor) as client:
                 transfer = client.propose(**pending.request)
         except TransferFailed as failure:
-            if failure.status == "UNAVAILABLE" and self._crash_fired():
+            if failure.status == "UNAVAILABLE" and self._crash_fired({pending.home}):
                 self.pending.append(pending)
                 pending.step["outcome"] = _INTERRUPTED
                 return None
             pending.step.update(status="rejected", error=failure.code)
             if refusal_expected(pending.expect, pending.error, failure.code):
+                pending.step["outcome"] = "ok"
                 return None
             raise StepFailed(f"refused {failure.code}: {failure.message}") from None
         pending.transfer_id = pending.step["transfer_id"] = transfer["transfer_id"]
@@ -126,8 +128,8 @@ class TransferSteps(Context):
             problem = f"ended {status}{f' ({code})' if code else ''}, expected completed"
         elif expect == "rejected" and status not in NOT_COMPLETED:
             problem = f"ended {status}, expected it not to complete"
-        elif expect == "rejected" and pending.error not in {None, code}:
-            problem = f"refused with {code}, expected {pending.error}"
+        elif status in NOT_COMPLETED and pending.error not in {None, code}:
+            problem = f"ended {status} with {code}, expected {pending.error}"
         else:
             step["outcome"] = "ok"
             return
@@ -180,7 +182,7 @@ class TransferSteps(Context):
             with self._client(target["home"], actor) as client:
                 client.cancel(tid)
         except TransferFailed as failure:
-            if failure.status == "UNAVAILABLE" and self._crash_fired():
+            if failure.status == "UNAVAILABLE" and self._crash_fired({target["home"]}):
                 out["outcome"] = _INTERRUPTED
                 lost = Pending(out, target["home"], target["home"], {}, actor, "", None, tid)
                 lost.cancel = True
@@ -206,12 +208,16 @@ class TransferSteps(Context):
             with self._client(lost.home, lost.actor) as client:
                 client.cancel(lost.transfer_id)
         except TransferFailed as failure:
-            if failure.status == "UNAVAILABLE" and self._crash_fired():
+            if failure.status == "UNAVAILABLE" and self._crash_fired({lost.home}):
                 lost.step["outcome"] = _INTERRUPTED
                 self.pending.append(lost)
                 return
-            with self._client(lost.home, lost.actor) as client:
-                now = client.get(lost.transfer_id)
+            try:
+                with self._client(lost.home, lost.actor) as client:
+                    now = client.get(lost.transfer_id)
+            except TransferFailed as again:
+                lost.step["outcome"] = f"failed: cannot read {lost.transfer_id}: {again}"
+                return
             if not (failure.code == "TOO_LATE" and now["status"] == "cancelled"):
                 lost.step["outcome"] = f"failed: refused {failure.code}: {failure.message}"
 
