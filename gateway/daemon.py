@@ -12,7 +12,6 @@ import gc
 import json
 import logging
 import signal
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from regfed.certs.authority import load_signing_key
 from regfed.certs.directory import Directory, DirectoryError
 from regfed.node import open_registry
 
+from . import logs
 from ._generated.client.v1 import client_pb2_grpc
 from ._generated.health.v1 import health_pb2_grpc
 from ._generated.peer.v1 import peer_pb2_grpc
@@ -64,6 +64,8 @@ class NodeConfig:
     reflection: bool = False
     #: Revocation lists of the registry intermediates whose people may call this node.
     crls: tuple[Path, ...] = ()
+    #: The log on stderr: ``text`` for people, ``json`` for one object per line.
+    log_format: str = "text"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -163,10 +165,6 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
 
 
 def run(config: NodeConfig) -> int:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format=f"%(asctime)s {config.registry} %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(config.registry, config.log_format)
     asyncio.run(serve(config))
     return 0

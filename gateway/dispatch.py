@@ -8,6 +8,7 @@ answer is retried with a short capped backoff so that a restarted node is picked
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ class Dispatcher:
                 error.code().name,
                 code,
                 error.details(),
+                extra={"transfer_id": _transfer_of(outbound.envelope), "peer": outbound.peer},
             )
             return []
         peer.failures = 0
@@ -117,3 +119,11 @@ class Dispatcher:
             task.cancel()
         for peer in self.peers.values():
             await peer.channel.close()
+
+
+def _transfer_of(envelope: Envelope) -> str | None:
+    """The transfer a message we signed is about (read on the failure path only)."""
+    try:
+        return str(json.loads(envelope.payload)["transfer_id"])
+    except (ValueError, KeyError, TypeError):
+        return None

@@ -19,6 +19,7 @@ from regfed.node.storage import schema as t
 from regfed.node.storage.prepared import Prepared
 from regfed.node.storage.store import LedgerTx
 
+from .changes import TransferChange
 from .envelope import Envelope
 
 
@@ -162,6 +163,11 @@ class GatewayRecords:
         _INSERT_TRANSFER.run(self.conn, values)
         if row.settled:
             self.tx.settled_transfers[row.transfer_id] = row.status
+        self.tx.transfer_changes.append(
+            TransferChange(
+                row.transfer_id, row.side, row.peer, row.status, row.settled, None, row.error_code
+            )
+        )
 
     def update_transfer(
         self,
@@ -173,7 +179,12 @@ class GatewayRecords:
         at: str,
         error_code: str | None = None,
         error_message: str | None = None,
+        side: str,
+        peer: str,
+        before: tuple[str, bool] | None,
     ) -> None:
+        """``before``: the (status, settled) it replaces, None if unknown; a change is noted
+        when the new one differs."""
         values: dict[str, Any] = {
             "status": status,
             "settled": settled,
@@ -185,6 +196,11 @@ class GatewayRecords:
         _UPDATE_TRANSFER.run(self.conn, {"tid": transfer_id, **values})
         if settled:
             self.tx.settled_transfers[transfer_id] = status
+        if (status, settled) != before:
+            previous = None if before is None else before[0]
+            self.tx.transfer_changes.append(
+                TransferChange(transfer_id, side, peer, status, settled, previous, error_code)
+            )
 
     def unsettled(self, side: str, limit: int = 500) -> list[TransferRow]:
         rows = self.conn.execute(
