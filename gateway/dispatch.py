@@ -43,6 +43,8 @@ class Dispatcher:
     timeout: float = 5.0
     peers: dict[str, _Peer] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    #: Told (peer, gRPC status name) of each failed send: the node's metrics count them.
+    failed: Callable[[str, str], None] | None = None
 
     def submit(self, outbound: list[Outbound]) -> None:
         """Send in the background (from a request handler, which answers right away)."""
@@ -97,6 +99,8 @@ class Dispatcher:
                 error.details(),
                 extra={"transfer_id": _transfer_of(outbound.envelope), "peer": outbound.peer},
             )
+            if self.failed is not None:
+                self.failed(outbound.peer, error.code().name)
             return []
         peer.failures = 0
         peer.retry_at = 0.0

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
@@ -219,6 +219,17 @@ class GatewayRecords:
             .limit(limit)
         ).all()
         return [_row(r) for r in rows]
+
+    def in_flight_summary(self) -> list[tuple[str, int, str | None]]:
+        """(side, transfers not settled, the oldest one's created_at): one grouped query on
+        the (settled, side) index, for a metrics scrape."""
+        tr = t.transfers
+        rows = self.conn.execute(
+            select(tr.c.side, func.count(), func.min(tr.c.created_at))
+            .where(tr.c.settled.is_(False))
+            .group_by(tr.c.side)
+        ).all()
+        return [(str(side), int(count), oldest) for side, count, oldest in rows]
 
     def recent(self, limit: int = 50) -> list[TransferRow]:
         rows = self.conn.execute(

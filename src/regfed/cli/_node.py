@@ -99,6 +99,7 @@ def _up(args: argparse.Namespace) -> int:
         {
             "registry": code,
             "endpoint": federation.endpoint(code),
+            "metrics": federation.metrics(code) or "-",
             "pid": str(local.processes[code].pid),
             "log": str(federation.folder / code / "node.log"),
         }
@@ -107,7 +108,7 @@ def _up(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"federation": str(federation.file), "nodes": nodes})
     else:
-        print(table(nodes, ["registry", "endpoint", "pid", "log"]))
+        print(table(nodes, ["registry", "endpoint", "metrics", "pid", "log"]))
         print(f"\nfederation file: {federation.file}")
         print(f"  use it: export {FEDERATION_ENV}={federation.file}")
         print("  then e.g. `regfed transfer holdings --registry PA ACCOUNT`; Ctrl-C stops all")
