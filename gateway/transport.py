@@ -41,7 +41,6 @@ from .watch import TransferWatch
 from .workers import Workers
 
 T = TypeVar("T")
-S = TypeVar("S")
 R = TypeVar("R")
 Context = Any  # grpc.aio.ServicerContext: grpc ships no type information
 CODE_KEY = "regfed-code"
