@@ -12,7 +12,6 @@ import gc
 import json
 import logging
 import signal
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,15 @@ from regfed.certs.authority import load_signing_key
 from regfed.certs.directory import Directory, DirectoryError
 from regfed.node import open_registry
 
+from . import logs
 from ._generated.client.v1 import client_pb2_grpc
 from ._generated.health.v1 import health_pb2_grpc
 from ._generated.peer.v1 import peer_pb2_grpc
 from .crash import protocol_clock
 from .dispatch import Dispatcher
+from .metrics import MetricsServer, NodeMetrics
 from .service import DEFAULT_ASK_AFTER, DEFAULT_HOLD_SECONDS, Gateway
+from .store import GatewayRecords
 from .transport import (
     CLIENT_SERVICE,
     HEALTH_SERVICE,
@@ -65,6 +67,11 @@ class NodeConfig:
     reflection: bool = False
     #: Revocation lists of the registry intermediates whose people may call this node.
     crls: tuple[Path, ...] = ()
+    #: The log on stderr: ``text`` for people, ``json`` for one object per line.
+    log_format: str = "text"
+    #: Where Prometheus metrics are served over plain HTTP, e.g. ``127.0.0.1:9464`` (a bare
+    #: port means loopback); None: not served.
+    metrics_listen: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,12 +132,12 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     ]
     server = grpc.aio.server(options=options)
     callers = Callers(config.ca, config.crls)
-    peer_pb2_grpc.add_PeerServicer_to_server(PeerService(gateway, workers, callers), server)
+    peers = PeerService(gateway, workers, callers)
+    peer_pb2_grpc.add_PeerServicer_to_server(peers, server)
     settlements = TransferWatch(asyncio.get_running_loop())
     gateway.on_settled = settlements.settled
-    client_pb2_grpc.add_RegistryServicer_to_server(
-        RegistryService(gateway, workers, callers, dispatcher.submit, settlements), server
-    )
+    clients = RegistryService(gateway, workers, callers, dispatcher.submit, settlements)
+    client_pb2_grpc.add_RegistryServicer_to_server(clients, server)
     health = HealthService()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     if config.reflection:
@@ -139,6 +146,7 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     port = server.add_secure_port(config.listen, server_credentials(ca, cert, key))
     if port == 0:
         raise OSError(f"cannot listen on {config.listen}: is another node using that port?")
+    exporter = instrument(config.metrics_listen, gateway, dispatcher, peers, clients)
     await server.start()
     # Everything allocated so far (modules, tables, stubs) lives as long as the process: keep
     # it out of the collector's full passes, which otherwise stalled every thread for 60-100 ms
@@ -150,25 +158,41 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
         loop.add_signal_handler(signum, stop.set)
     watch = DirectoryWatch(config, gateway)
     driver = loop.create_task(dispatcher.redrive_forever(config.redrive_interval, watch.poll))
-    print(
-        json.dumps({"event": "ready", "registry": config.registry, "listen": config.listen}),
-        flush=True,
-    )
+    ready = {"registry": config.registry, "listen": config.listen}
+    print(json.dumps({"event": "ready", **ready, "metrics": config.metrics_listen}), flush=True)
     await stop.wait()
     health.serving = False
     driver.cancel()
     await server.stop(grace=2.0)
+    if exporter is not None:
+        exporter.close()
     await dispatcher.close()
     workers.close()
     registry.close()
     print(json.dumps({"event": "stopped", "registry": config.registry}), flush=True)
 
 
-def run(config: NodeConfig) -> int:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format=f"%(asctime)s {config.registry} %(levelname)s %(name)s: %(message)s",
+def instrument(
+    listen: str | None,
+    gateway: Gateway,
+    dispatcher: Dispatcher,
+    *services: PeerService | RegistryService,
+) -> MetricsServer | None:
+    """Count and time what the node does, and serve it on ``listen``; nothing when None."""
+    if listen is None:
+        return None
+    metrics = NodeMetrics(
+        in_flight=lambda: gateway.read(lambda tx: GatewayRecords(tx).in_flight_summary()),
+        directory_version=lambda: gateway.directory.version,
     )
+    gateway.on_changes = metrics.transfer_changed
+    dispatcher.failed = metrics.send_failed
+    for service in services:
+        service.observe_rpc = metrics.rpc_done
+    return MetricsServer(listen, metrics.registry)
+
+
+def run(config: NodeConfig) -> int:
+    logs.configure(config.registry, config.log_format)
     asyncio.run(serve(config))
     return 0

@@ -8,6 +8,7 @@ answer is retried with a short capped backoff so that a restarted node is picked
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ class Dispatcher:
     timeout: float = 5.0
     peers: dict[str, _Peer] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    #: Told (peer, gRPC status name) of each failed send: the node's metrics count them.
+    failed: Callable[[str, str], None] | None = None
 
     def submit(self, outbound: list[Outbound]) -> None:
         """Send in the background (from a request handler, which answers right away)."""
@@ -94,7 +97,10 @@ class Dispatcher:
                 error.code().name,
                 code,
                 error.details(),
+                extra={"transfer_id": _transfer_of(outbound.envelope), "peer": outbound.peer},
             )
+            if self.failed is not None:
+                self.failed(outbound.peer, error.code().name)
             return []
         peer.failures = 0
         peer.retry_at = 0.0
@@ -117,3 +123,11 @@ class Dispatcher:
             task.cancel()
         for peer in self.peers.values():
             await peer.channel.close()
+
+
+def _transfer_of(envelope: Envelope) -> str | None:
+    """The transfer a message we signed is about (read on the failure path only)."""
+    try:
+        return str(json.loads(envelope.payload)["transfer_id"])
+    except (ValueError, KeyError, TypeError):
+        return None

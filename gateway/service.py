@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -25,9 +26,11 @@ from regfed.node.domain.errors import InvariantViolation
 from regfed.node.ledger import timestamp, utc_now
 from regfed.node.storage.store import LedgerTx
 
+from .changes import TransferChange, log_changes
 from .crash import CrashHooks
 from .envelope import Envelope, EnvelopeRefused, open_envelope, seal
 from .errors import GatewayError
+from .logs import TRANSFER_ID
 from .protocol import (
     Decision,
     DestinationRecord,
@@ -52,6 +55,7 @@ from .protocol.records import (
 from .store import GatewayRecords, TransferRow
 
 T = TypeVar("T")
+log = logging.getLogger("regfed.gateway")
 DEFAULT_HOLD_SECONDS = 24 * 3600.0
 DEFAULT_ASK_AFTER = 30.0
 MAX_ATTEMPTS = 8
@@ -98,6 +102,8 @@ class Gateway:
         self.directory = Directory(0, ())
         # Called on the writing thread, after the commit, with the transfers it settled.
         self.on_settled: Callable[[Mapping[str, str]], None] | None = None
+        # Called likewise with every status change committed (the node's metrics count them).
+        self.on_changes: Callable[[tuple[TransferChange, ...]], None] | None = None
         self.install_directory(directory)
 
     # -- membership ----------------------------------------------------------------------------
@@ -136,12 +142,20 @@ class Gateway:
                 if tx.settled_transfers and self.on_settled is not None:
                     settled = dict(tx.settled_transfers)
                     self.ledger.store.after_commit(functools.partial(self.on_settled, settled))
+                if tx.transfer_changes:
+                    changes = tuple(tx.transfer_changes)
+                    self.ledger.store.after_commit(functools.partial(self._changed, changes))
                 return result
             except RegistryError as error:
                 attempt += 1
                 if not error.retryable or attempt >= MAX_ATTEMPTS:
                     raise
                 time.sleep(random.uniform(0, 0.005 * 2**attempt))
+
+    def _changed(self, changes: tuple[TransferChange, ...]) -> None:
+        log_changes(changes)
+        if self.on_changes is not None:
+            self.on_changes(changes)
 
     def read(self, body: Callable[[LedgerTx], T]) -> T:
         with self.ledger.store.read() as tx:
@@ -218,10 +232,12 @@ class Gateway:
     def receive(self, envelope: Envelope, peer: Identity, api: str = "peer") -> list[Envelope]:
         """Verify, decide, persist; the signed replies for the sender. Raises GatewayError."""
         transfer_id: str | None = None
+        token = None
         try:
             payload, member = open_envelope(envelope, self.directory, peer)
             message = _decode(payload)
             transfer_id = message.transfer_id
+            token = TRANSFER_ID.set(transfer_id)
             if message.sender != member.code:
                 raise GatewayError("SENDER_MISMATCH", "the message names another sender")
             if message.receiver != self.me:
@@ -235,12 +251,23 @@ class Gateway:
         except GatewayError as error:
             self._log(peer, api, error.code, error.message, transfer_id)
             raise
+        finally:
+            if token is not None:
+                TRANSFER_ID.reset(token)
         self.reach_after_commit(applied.effect)
         return applied.replies
 
     def _log(
         self, peer: Identity, api: str, code: str, message: str, transfer_id: str | None
     ) -> None:
+        log.warning(
+            "refused %s from %s (%s): %s",
+            code,
+            peer.uri,
+            api,
+            message,
+            extra={"transfer_id": transfer_id, "code": code, "peer": peer.uri},
+        )
         self.write(
             lambda tx: GatewayRecords(tx).log_refusal(
                 self.now_text(), peer.uri, api, code, message, transfer_id
@@ -357,6 +384,9 @@ class Gateway:
             at=self.now_text(),
             error_code=error,
             error_message=record.void_reason or None,
+            side="source",
+            peer=record.destination,
+            before=None if before is None else (before.status.value, before.settled),
         )
         if record.outbox is None:
             records.clear_outbox(record.transfer_id)
@@ -469,6 +499,9 @@ class Gateway:
             at=at,
             error_code=error,
             error_message=error,
+            side="destination",
+            peer=record.source,
+            before=(before.status.value, before.status.final),
         )
 
     # -- re-driving what is not settled ---------------------------------------------------------
@@ -496,6 +529,13 @@ class Gateway:
         return self.signed(GatewayRecords(tx), message)
 
     def _tick_source(self, tx: LedgerTx, transfer_id: str) -> tuple[str | None, list[Outbound]]:
+        token = TRANSFER_ID.set(transfer_id)
+        try:
+            return self._tick_source_of(tx, transfer_id)
+        finally:
+            TRANSFER_ID.reset(token)
+
+    def _tick_source_of(self, tx: LedgerTx, transfer_id: str) -> tuple[str | None, list[Outbound]]:
         records = GatewayRecords(tx)
         row = records.transfer(transfer_id, lock=True)
         if row is None or row.settled:

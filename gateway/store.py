@@ -19,6 +19,7 @@ from regfed.node.storage import schema as t
 from regfed.node.storage.prepared import Prepared
 from regfed.node.storage.store import LedgerTx
 
+from .changes import TransferChange
 from .envelope import Envelope
 
 
@@ -174,6 +175,11 @@ class GatewayRecords:
         _INSERT_TRANSFER.run(self.conn, values)
         if row.settled:
             self.tx.settled_transfers[row.transfer_id] = row.status
+        self.tx.transfer_changes.append(
+            TransferChange(
+                row.transfer_id, row.side, row.peer, row.status, row.settled, None, row.error_code
+            )
+        )
 
     def update_transfer(
         self,
@@ -185,7 +191,12 @@ class GatewayRecords:
         at: str,
         error_code: str | None = None,
         error_message: str | None = None,
+        side: str,
+        peer: str,
+        before: tuple[str, bool] | None,
     ) -> None:
+        """``before``: the (status, settled) it replaces, None if unknown; a change is noted
+        when the new one differs."""
         values: dict[str, Any] = {
             "status": status,
             "settled": settled,
@@ -197,6 +208,11 @@ class GatewayRecords:
         _UPDATE_TRANSFER.run(self.conn, {"tid": transfer_id, **values})
         if settled:
             self.tx.settled_transfers[transfer_id] = status
+        if (status, settled) != before:
+            previous = None if before is None else before[0]
+            self.tx.transfer_changes.append(
+                TransferChange(transfer_id, side, peer, status, settled, previous, error_code)
+            )
 
     def unsettled(self, side: str, limit: int = 500) -> list[TransferRow]:
         rows = self.conn.execute(
@@ -233,6 +249,17 @@ class GatewayRecords:
             .limit(limit)
         ).all()
         return [_row(r) for r in rows]
+
+    def in_flight_summary(self) -> list[tuple[str, int, str | None]]:
+        """(side, transfers not settled, the oldest one's created_at): one grouped query on
+        the (settled, side) index, for a metrics scrape."""
+        tr = t.transfers
+        rows = self.conn.execute(
+            select(tr.c.side, func.count(), func.min(tr.c.created_at))
+            .where(tr.c.settled.is_(False))
+            .group_by(tr.c.side)
+        ).all()
+        return [(str(side), int(count), oldest) for side, count, oldest in rows]
 
     def recent(self, limit: int = 50) -> list[TransferRow]:
         rows = self.conn.execute(

@@ -32,6 +32,7 @@ from regfed.node.storage.store import LedgerTx
 
 from .envelope import MAX_PAYLOAD
 from .errors import GatewayError
+from .logs import TRANSFER_ID
 from .protocol import LedgerOp, Lot, Refusal, SourceRecord, TransferStatus, source
 from .protocol.records import source_from_dict, source_to_dict
 from .service import Gateway, Outbound
@@ -151,9 +152,23 @@ class Trading:
         to = AccountNumber.parse(request.to_account)
         fingerprint = request.fingerprint()
         transfer_id = f"{self.me}-{uuid.uuid4().hex}"
-        if to.registry == self.me:
+        token = TRANSFER_ID.set(transfer_id)
+        try:
+            return self._propose(actor, request, transfer_id, to.registry, fingerprint)
+        finally:
+            TRANSFER_ID.reset(token)
+
+    def _propose(
+        self,
+        actor: Actor,
+        request: TransferRequest,
+        transfer_id: str,
+        to: str,
+        fingerprint: str,
+    ) -> tuple[TransferView, list[Outbound]]:
+        if to == self.me:
             return self._local(actor, request, transfer_id, fingerprint), []
-        refusal = self._membership_refusal(to.registry)
+        refusal = self._membership_refusal(to)
         if refusal is not None:
             # A retry of a proposal made before the member was suspended gets its transfer;
             # every other path looks the request id up inside its own write transaction.
@@ -165,10 +180,10 @@ class Trading:
         hooks.reach("source-escrow", "after-receive")
         try:
             view, outbound = self.gateway.write(
-                lambda tx: self._open(tx, actor, request, transfer_id, to.registry, fingerprint)
+                lambda tx: self._open(tx, actor, request, transfer_id, to, fingerprint)
             )
         except BUSINESS_REFUSALS as error:
-            return self._rejected(actor, request, transfer_id, to.registry, fingerprint, error), []
+            return self._rejected(actor, request, transfer_id, to, fingerprint, error), []
         if outbound:
             self.gateway.reach_after_commit("source-escrow")
         return view, outbound
@@ -344,7 +359,11 @@ class Trading:
             out = [Outbound(row.peer, "exchange", e) for e in applied.replies]
             return TransferView.of(records.transfer(transfer_id) or _missing(transfer_id)), out
 
-        view, outbound = gateway.write(body)
+        token = TRANSFER_ID.set(transfer_id)
+        try:
+            view, outbound = gateway.write(body)
+        finally:
+            TRANSFER_ID.reset(token)
         gateway.reach_after_commit("source-void")
         return view, outbound
 

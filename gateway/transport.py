@@ -42,7 +42,6 @@ from .watch import TransferWatch
 from .workers import Workers
 
 T = TypeVar("T")
-S = TypeVar("S")
 R = TypeVar("R")
 Context = Any  # grpc.aio.ServicerContext: grpc ships no type information
 CODE_KEY = "regfed-code"
@@ -156,23 +155,53 @@ def _deadline(wait_ms: int) -> float:
     return _now() + min(max(wait_ms, 0), MAX_WAIT_MS) / 1000
 
 
+#: Told each call's (service, method, gRPC status name, seconds): the node's metrics.
+ObserveRpc = Callable[[str, str, str, float], None]
+
+
+class _Timed:
+    """A servicer whose calls are timed when ``observe_rpc`` is set (two clock reads and one
+    histogram update per call; nothing when it is not)."""
+
+    SERVICE = ""
+    observe_rpc: ObserveRpc | None = None
+
+
+Svc = TypeVar("Svc", bound=_Timed)
+
+
 def _guarded(
-    handler: Callable[[S, R, Context], Awaitable[T]],
-) -> Callable[[S, R, Context], Awaitable[T]]:
+    handler: Callable[[Svc, R, Context], Awaitable[T]],
+) -> Callable[[Svc, R, Context], Awaitable[T]]:
     """Refusals leave as gRPC statuses with their code; nothing else is caught here."""
+    method = handler.__name__
 
     @functools.wraps(handler)
-    async def wrapper(self: S, request: R, context: Context) -> T:
+    async def wrapper(self: Svc, request: R, context: Context) -> T:
+        began = time.perf_counter()
+        outcome = "UNKNOWN"
         try:
-            return await handler(self, request, context)
+            reply = await handler(self, request, context)
+            outcome = "OK"
+            return reply
         except (GatewayError, RegistryError) as error:
+            outcome = status_of(error)[0]
             await refuse(context, error)
             raise AssertionError("abort always raises") from error
+        except asyncio.CancelledError:
+            outcome = "CANCELLED"
+            raise
+        finally:
+            observe = self.observe_rpc
+            if observe is not None:
+                observe(self.SERVICE, method, outcome, time.perf_counter() - began)
 
     return wrapper
 
 
-class PeerService(peer_pb2_grpc.PeerServicer):
+class PeerService(_Timed, peer_pb2_grpc.PeerServicer):
+    SERVICE = "peer"
+
     def __init__(self, gateway: Gateway, workers: Workers, callers: Callers) -> None:
         self.gateway = gateway
         self.workers = workers
@@ -251,8 +280,10 @@ def selection_of(request: client_pb2.ProposeTransferRequest) -> Selection:
     )
 
 
-class RegistryService(client_pb2_grpc.RegistryServicer):
+class RegistryService(_Timed, client_pb2_grpc.RegistryServicer):
     """The client API: traders, administrators and (read-only) the oversight node."""
+
+    SERVICE = "client"
 
     def __init__(
         self,

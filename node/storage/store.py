@@ -276,6 +276,9 @@ class LedgerTx:
         # Transfers this transaction settled, with their final status: after the commit,
         # whoever waits for one of them (a trader's long poll) is woken and told the outcome.
         self.settled_transfers: dict[str, str] = {}
+        # Every transfer status change in this transaction (the gateway's TransferChange): after
+        # the commit they become log lines and metrics.
+        self.transfer_changes: list[Any] = []
 
     # -- registry metadata -------------------------------------------------------------------
 

@@ -45,6 +45,9 @@ def register(commands: Any) -> None:
         "--hold-seconds", type=float, default=None, help="pre-commit hold (default 24 hours)"
     )
     up.add_argument("--reflection", action="store_true", help="switch gRPC server reflection on")
+    up.add_argument(
+        "--log-format", choices=("text", "json"), default=None, help="node logs (default text)"
+    )
     up.add_argument("--json", action="store_true")
     up.set_defaults(handler=_up)
 
@@ -68,6 +71,8 @@ def _up(args: argparse.Namespace) -> int:
         settings["hold_seconds"] = args.hold_seconds
     if args.reflection:
         settings["reflection"] = True
+    if args.log_format is not None:
+        settings["log_format"] = args.log_format
     federation = create_federation(
         args.dir.resolve(),
         _codes(args.registries),
@@ -94,6 +99,7 @@ def _up(args: argparse.Namespace) -> int:
         {
             "registry": code,
             "endpoint": federation.endpoint(code),
+            "metrics": federation.metrics(code) or "-",
             "pid": str(local.processes[code].pid),
             "log": str(federation.folder / code / "node.log"),
         }
@@ -102,7 +108,7 @@ def _up(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"federation": str(federation.file), "nodes": nodes})
     else:
-        print(table(nodes, ["registry", "endpoint", "pid", "log"]))
+        print(table(nodes, ["registry", "endpoint", "metrics", "pid", "log"]))
         print(f"\nfederation file: {federation.file}")
         print(f"  use it: export {FEDERATION_ENV}={federation.file}")
         print("  then e.g. `regfed transfer holdings --registry PA ACCOUNT`; Ctrl-C stops all")

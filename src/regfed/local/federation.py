@@ -66,6 +66,11 @@ class Federation:
     def endpoint(self, code: str) -> str:
         return str(self.data["nodes"][self._code(code)]["endpoint"])
 
+    def metrics(self, code: str) -> str | None:
+        """Where the node serves its Prometheus metrics (loopback host:port), if it does."""
+        listen = self.data["nodes"][self._code(code)].get("metrics")
+        return None if listen is None else str(listen)
+
     def _code(self, code: str) -> str:
         code = code.upper()
         if code not in self.data["nodes"]:
@@ -77,7 +82,12 @@ class Federation:
     def node_config(self, code: str, **overrides: Any) -> NodeConfig:
         code = self._code(code)
         node = self.data["nodes"][code]
-        settings = {**self.data.get("settings", {}), **overrides}
+        # A node's own metrics port, unless the settings or the caller say otherwise.
+        settings = {
+            "metrics_listen": node.get("metrics"),
+            **self.data.get("settings", {}),
+            **overrides,
+        }
         return NodeConfig(
             registry=code,
             database=_database(self.folder, node["database"]),
@@ -136,8 +146,12 @@ def create_federation(
     base_port: int = BASE_PORT,
     databases: dict[str, str] | None = None,
     settings: dict[str, Any] | None = None,
+    metrics: bool = True,
 ) -> Federation:
-    """Credentials on first use, then ``federation.json``; an existing federation is reused."""
+    """Credentials on first use, then ``federation.json``; an existing federation is reused.
+
+    With ``metrics``, each node gets a free loopback port for its Prometheus metrics, after
+    the block of gRPC ports, recorded as its ``metrics`` so that tools can find it."""
     file = folder / "federation.json"
     if file.is_file():
         federation = Federation.load(file)
@@ -152,6 +166,11 @@ def create_federation(
     certs = folder / "certs"
     summary = init_federation(certs, registries, oversight, base_port)
     endpoints = {m["code"]: m["endpoint"] for m in summary["members"]}
+    extra: dict[str, dict[str, str]] = {code: {} for code in registries}
+    if metrics:
+        first = free_base_port(len(registries), base_port + len(summary["members"]))
+        for offset, code in enumerate(registries):
+            extra[code]["metrics"] = f"127.0.0.1:{first + offset}"
     data = {
         "format": FORMAT,
         "ca": "certs/ca.pem",
@@ -163,6 +182,7 @@ def create_federation(
             code: {
                 "endpoint": endpoints[code],
                 "database": (databases or {}).get(code, f"sqlite:///{code}/registry.db"),
+                **extra[code],
             }
             for code in registries
         },
