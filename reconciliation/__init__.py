@@ -1,0 +1,59 @@
+"""Reconciliation across registries, sans I/O (issue 5's core).
+
+Feed :func:`reconcile` one :class:`RegistrySnapshot` per registry (sorted block and issuance
+iterators, plus totals and unsettled transfers) and get a :class:`ReconciliationResult`. This
+package imports neither SQLAlchemy nor gRPC: the networked reconciler streams signed snapshots
+into it. See docs/reconciliation.md.
+"""
+
+from .model import (
+    ALLOWED_PAIRS,
+    DEFAULT_SETTLEMENT_LIMIT_S,
+    ESCROWED,
+    HELD,
+    INCOMING,
+    RETIRED,
+    STATES,
+    SURRENDERED,
+    AllowedPair,
+    Block,
+    ClassKey,
+    ClassSummary,
+    Discrepancy,
+    InTransit,
+    IssuanceRange,
+    Kind,
+    MalformedSnapshot,
+    ReconciliationResult,
+    RegistrySnapshot,
+    TotalsKey,
+    UnsettledTransfer,
+)
+from .sweep import Explainer, allowed_pair, reconcile
+
+__all__ = [
+    "ALLOWED_PAIRS",
+    "DEFAULT_SETTLEMENT_LIMIT_S",
+    "ESCROWED",
+    "HELD",
+    "INCOMING",
+    "RETIRED",
+    "STATES",
+    "SURRENDERED",
+    "AllowedPair",
+    "Block",
+    "ClassKey",
+    "ClassSummary",
+    "Discrepancy",
+    "Explainer",
+    "InTransit",
+    "IssuanceRange",
+    "Kind",
+    "MalformedSnapshot",
+    "ReconciliationResult",
+    "RegistrySnapshot",
+    "TotalsKey",
+    "UnsettledTransfer",
+    "allowed_pair",
+    "reconcile",
+]
