@@ -39,6 +39,7 @@ def register(commands: Any) -> None:
     p.add_argument("--registry", help="with --federation: which registry of the federation")
     p.add_argument("--reflection", action="store_true", help="switch gRPC server reflection on")
     p.set_defaults(handler=_run)
+    _node_config.register(sub)
 
     up = commands.add_parser(
         "up", help="start a local federation: one node process per registry, until Ctrl-C"
