@@ -209,3 +209,16 @@ def _toml(value: Any) -> str:
     if isinstance(value, tuple):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     return f'"{value}"'
+
+
+def test_the_example_file_loads_with_paths_beside_it() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "node.example.toml"
+    loaded = load_config(example, environ={})
+    assert loaded.config.registry == "PA"
+    assert loaded.config.ca == example.parent / "certs" / "ca.pem"
+    # Only real settings, each from the file (a field added later may rely on its default).
+    assert {k for k, source in loaded.sources.items() if source == str(example)} >= {
+        f.name
+        for f in dataclasses.fields(NodeConfig)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
