@@ -133,3 +133,19 @@ def test_an_unknown_key_in_the_file_is_refused_by_name(pa: Container, tmp_path: 
     assert report["error"]["key"] == "listen_port"
     assert "unknown key 'listen_port'; the keys are: registry, database, listen" in text
     assert "what to do" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--federation", "fed/federation.json"], "--federation needs --registry CODE"),
+        (["--config", "node.toml", "--registry", "PA"], "--config and --registry do not mix"),
+    ],
+)
+def test_node_run_takes_a_config_or_a_local_federation_not_both(
+    capsys: pytest.CaptureFixture[str], args: list[str], expected: str
+) -> None:
+    from regfed.cli import main
+
+    assert main(["node", "run", *args]) == 1
+    assert expected in capsys.readouterr().err

@@ -59,6 +59,8 @@ def register(commands: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     overrides = {"reflection": True} if args.reflection else {}
     if args.registry is None:
+        if args.federation is not None:
+            raise ValueError("--federation needs --registry CODE (or run from --config FILE)")
         # Not a local federation's node: the deployed form, one file and the environment.
         loaded = _node_config.load(args, **overrides)
         return EXIT_FAILED if loaded is None else run(loaded.config)
