@@ -107,6 +107,18 @@ class DirectoryWatch:
 
 
 async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    received: list[str] = []
+
+    def on_signal(signum: signal.Signals) -> None:
+        received.append(signum.name)
+        stop.set()
+
+    # Before anything else: a SIGTERM while the database is upgraded or opened is then noted
+    # and honoured once the node is up (a clean stop), instead of killing it mid-migration.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
     registry = open_registry(config.database, config.registry)
     gateway = Gateway(
         registry,
@@ -146,16 +158,6 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     # it out of the collector's full passes, which otherwise stalled every thread for 60-100 ms
     # under load (measured with gc.callbacks during `regfed bench transfers`; 4-10 ms after).
     gc.freeze()
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    received: list[str] = []
-
-    def on_signal(signum: signal.Signals) -> None:
-        received.append(signum.name)
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
     watch = DirectoryWatch(config, gateway)
     driver = loop.create_task(dispatcher.redrive_forever(config.redrive_interval, watch.poll))
     print(
