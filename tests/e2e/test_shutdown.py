@@ -3,8 +3,10 @@ within its grace period, exits 0; after a restart every transfer settles and the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -124,4 +126,64 @@ def test_sigterm_drains_then_exits_zero_and_a_restart_settles_everything(tmp_pat
                 assert (done["status"], done["settled"]) == ("completed", True), done
         for transfer_id in settled_ids:
             assert set(statuses(federation, transfer_id).values()) == {("completed", True)}
+        assert audit(federation) == []
+
+
+def _blackhole(port: int, stop: threading.Event, ready: threading.Event) -> None:
+    """Accept connections on ``port`` and never answer: a peer that hangs mid-handshake."""
+    held = []
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        server.settimeout(0.1)
+        ready.set()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(server.accept()[0])
+    for connection in held:
+        connection.close()
+
+
+def test_a_send_still_hanging_at_the_end_of_the_grace_is_cut_off_and_redriven(
+    tmp_path: Path,
+) -> None:
+    grace = 1.0
+    with running_federation(tmp_path, ["PA", "NY"], shutdown_grace=grace) as (federation, local):
+        source = open_account(federation, "PA", "trader1")
+        target = open_account(federation, "NY", "trader1")
+        fund(federation, "PA", source, 10)
+        # NY stops; something else takes its port and never answers.
+        local.processes["NY"].send_signal(signal.SIGTERM)
+        assert local.wait_exit("NY", 15) == 0
+        stop_hole, ready = threading.Event(), threading.Event()
+        port = int(federation.endpoint("NY").rpartition(":")[2])
+        hole = threading.Thread(target=_blackhole, args=(port, stop_hole, ready))
+        hole.start()
+        try:
+            assert ready.wait(5)
+            with RegistryClient(federation, "PA", timeout=10) as pa:
+                transfer = pa.propose(source, target, quantity=3)
+            time.sleep(0.5)  # its first message is on its way to the silent port
+
+            process = local.processes["PA"]
+            began = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            out, _ = process.communicate(timeout=15)
+            took = time.monotonic() - began
+            local.wait_exit("PA", 1)
+        finally:
+            stop_hole.set()
+            hole.join()
+        assert process.returncode == 0
+        assert took < grace + 2, f"stopping took {took:.1f} s with a {grace} s grace"
+        stopped = json.loads(out.decode().strip().splitlines()[-1])
+        assert stopped["event"] == "stopped" and stopped["unsent"] >= 1, stopped
+
+        # The message cut off is still in PA's outbox: after both restart, the transfer settles.
+        local.start(["NY", "PA"])
+        with RegistryClient(federation, "PA", timeout=10) as pa:
+            done = pa.wait_settled(transfer["transfer_id"], 60)
+        assert (done["status"], done["settled"]) == ("completed", True), done
+        assert set(statuses(federation, transfer["transfer_id"]).values()) == {("completed", True)}
         assert audit(federation) == []
