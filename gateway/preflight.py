@@ -71,6 +71,7 @@ class Preflight:
     def run(self) -> list[Check]:
         steps: list[tuple[str, tuple[str, ...], Callable[[], str]]] = [
             ("listen", (), self._listen),
+            ("timings", (), self._timings),
             ("ca", (), self._ca),
             ("certificate", (), self._certificate),
             ("tls_key", (), self._tls_key),
@@ -114,6 +115,20 @@ class Preflight:
         except ValueError as error:
             raise Problem(str(error), 'listen is HOST:PORT, e.g. "0.0.0.0:50051"') from None
         return self.config.listen
+
+    def _timings(self) -> str:
+        """Every number of seconds (NodeConfig's floats) is positive; a grace period may be 0
+        (stop at once)."""
+        numbers = {k: v for k, v in self.config.__dict__.items() if isinstance(v, float)}
+        wrong = [
+            f"{k} = {v}" for k, v in numbers.items() if v < 0 or (v == 0 and k != "shutdown_grace")
+        ]
+        if wrong:
+            raise Problem(
+                "not a positive number of seconds: " + ", ".join(wrong),
+                "timings are seconds, e.g. shutdown_grace = 10 (docs/operations.md)",
+            )
+        return ", ".join(f"{k} {v:g} s" for k, v in numbers.items())
 
     def _ca(self) -> str:
         ca = _one_certificate(self._read("CA certificate", "ca"), "ca", self.config.ca)

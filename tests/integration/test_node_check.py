@@ -149,3 +149,19 @@ def test_node_run_takes_a_config_or_a_local_federation_not_both(
 
     assert main(["node", "run", *args]) == 1
     assert expected in capsys.readouterr().err
+
+
+def test_a_negative_number_of_seconds(pa: Container) -> None:
+    status, report, _ = check(pa, {"REGFED_SHUTDOWN_GRACE": "-1", "REGFED_ASK_AFTER": "0"})
+    assert status == 1
+    found = problem(report, "timings")
+    assert "ask_after = 0.0, shutdown_grace = -1.0" in found["detail"]
+
+
+def test_health_without_its_credentials_says_to_run_the_check(pa: Container) -> None:
+    argv = [str(REGFED), "node", "health", "--config", str(pa.path("/etc/regfed/node.toml"))]
+    env = {**pa.environment(), "REGFED_KEY": str(pa.path(f"{CERTS}/PA/absent.key"))}
+    result = pa.run([*argv, "--json"], env)
+    assert result.returncode == 1
+    error = json.loads(result.stdout)["error"]
+    assert "absent.key" in error["message"] and "regfed node check" in error["hint"]

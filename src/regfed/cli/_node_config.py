@@ -108,7 +108,18 @@ def _health(args: argparse.Namespace) -> int:
     loaded = load(args)
     if loaded is None:
         return EXIT_FAILED
-    report = check_health(loaded.config, args.address, args.timeout)
+    try:
+        report = check_health(loaded.config, args.address, args.timeout)
+    except (OSError, ValueError) as error:
+        # A credential file missing or unreadable: the probe cannot even present itself.
+        message = f"cannot probe {loaded.config.registry}: {error}"
+        hint = "run `regfed node check` with the same configuration: it names what to fix"
+        if args.json:
+            emit_json({"ok": False, "error": {"code": "CONFIG", "message": message, "hint": hint}})
+        else:
+            print(f"error: {message}", file=sys.stderr)
+            print(f"  what to do: {hint}", file=sys.stderr)
+        return EXIT_FAILED
     if args.json:
         emit_json(
             {
