@@ -118,6 +118,12 @@ class Dispatcher:
                 log.exception("re-drive pass failed; retrying next interval")
             await asyncio.sleep(interval)
 
+    async def drain(self, timeout: float) -> int:
+        """Wait up to ``timeout`` for background sends; how many were still unfinished."""
+        if self.tasks and timeout > 0:
+            await asyncio.wait(list(self.tasks), timeout=timeout)
+        return len(self.tasks)
+
     async def close(self) -> None:
         for task in list(self.tasks):
             task.cancel()

@@ -359,7 +359,7 @@ class RegistryService(_Timed, client_pb2_grpc.RegistryServicer):
             try:
                 view = await self.workers.read(self.trading.view, actor, transfer_id)
                 remaining = deadline - _now()
-                if view.settled or remaining <= 0:
+                if view.settled or remaining <= 0 or self.settlements.closing:
                     return view
                 # On timeout: one last read, then the reply as it stands.
                 with contextlib.suppress(TimeoutError):
@@ -445,6 +445,13 @@ class HealthService(health_pb2_grpc.HealthServicer):
 
     def __init__(self) -> None:
         self.serving = True
+        self.stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """NOT_SERVING from now on; open Watch streams send it and end, so that a stopping
+        server is not kept waiting for its grace period by a probe that never hangs up."""
+        self.serving = False
+        self.stopping.set()
 
     def _status(self, service: str) -> int:
         if service not in self.SERVICES:
@@ -467,4 +474,7 @@ class HealthService(health_pb2_grpc.HealthServicer):
             if status != last:
                 yield health_pb2.HealthCheckResponse(status=status)  # type: ignore[arg-type]
                 last = status
-            await asyncio.sleep(1.0)
+            if self.stopping.is_set():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), 1.0)

@@ -28,11 +28,23 @@ class TransferWatch:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.waiters: defaultdict[str, set[Waiter]] = defaultdict(set)
+        self.closing = False
 
     def subscribe(self, transfer_id: str) -> Waiter:
         waiter = Waiter()
-        self.waiters[transfer_id].add(waiter)
+        if self.closing:
+            waiter.event.set()  # a stopping node answers at once, with what it has
+        else:
+            self.waiters[transfer_id].add(waiter)
         return waiter
+
+    def close(self) -> None:
+        """The node is stopping: every long poll answers now, its transfer as it stands (as on
+        its deadline), instead of holding the shutdown for the whole grace period."""
+        self.closing = True
+        for waiting in self.waiters.values():
+            for waiter in waiting:
+                waiter.event.set()
 
     def unsubscribe(self, transfer_id: str, waiter: Waiter) -> None:
         waiting = self.waiters.get(transfer_id)

@@ -44,3 +44,14 @@ async def test_unsubscribed_waiters_leave_nothing_behind() -> None:
     assert watch.waiters == {}
     watch.settled({"t-1": "completed"})
     await asyncio.sleep(0.01)
+
+
+@pytest.mark.asyncio
+async def test_closing_answers_every_long_poll_at_once_and_every_later_one_too() -> None:
+    watch = TransferWatch(asyncio.get_running_loop())
+    waiting = watch.subscribe("t-1")
+    watch.close()
+    await asyncio.wait_for(waiting.wait(), 1)
+    assert waiting.status is None  # not settled: the transfer is answered as it stands
+    later = watch.subscribe("t-2")
+    await asyncio.wait_for(later.wait(), 1)

@@ -13,6 +13,7 @@ from regfed.gateway.daemon import run
 from regfed.local import FEDERATION_ENV, Federation, LocalFederation, create_federation
 from regfed.local.processes import NodeFailed
 
+from . import _node_config
 from ._output import EXIT_FAILED, emit_json, table
 
 
@@ -28,11 +29,17 @@ def add_federation_option(parser: argparse.ArgumentParser) -> None:
 def register(commands: Any) -> None:
     node = commands.add_parser("node", help="run one registry node (gRPC gateway over mTLS)")
     sub = node.add_subparsers(dest="node_command", required=True, metavar="ACTION")
-    p = sub.add_parser("run", help="serve one registry of a federation until SIGTERM/Ctrl-C")
+    p = sub.add_parser(
+        "run",
+        help="serve one registry until SIGTERM/Ctrl-C: from --config FILE (and REGFED_* "
+        "variables), or from a local federation with --federation F --registry CODE",
+    )
+    _node_config.add_config_option(p)
     add_federation_option(p)
-    p.add_argument("--registry", required=True, help="which registry of the federation")
+    p.add_argument("--registry", help="with --federation: which registry of the federation")
     p.add_argument("--reflection", action="store_true", help="switch gRPC server reflection on")
     p.set_defaults(handler=_run)
+    _node_config.register(sub)
 
     up = commands.add_parser(
         "up", help="start a local federation: one node process per registry, until Ctrl-C"
@@ -53,8 +60,16 @@ def register(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    federation = Federation.load(args.federation)
     overrides = {"reflection": True} if args.reflection else {}
+    if args.registry is None:
+        if args.federation is not None:
+            raise ValueError("--federation needs --registry CODE (or run from --config FILE)")
+        # Not a local federation's node: the deployed form, one file and the environment.
+        loaded = _node_config.load(args, **overrides)
+        return EXIT_FAILED if loaded is None else run(loaded.config)
+    if args.config is not None:
+        raise ValueError("--config and --registry do not mix: --registry goes with --federation")
+    federation = Federation.load(args.federation)
     return run(federation.node_config(args.registry, **overrides))
 
 
