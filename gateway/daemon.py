@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from regfed.certs.authority import load_signing_key
 from regfed.certs.directory import Directory, DirectoryError
-from regfed.node import open_registry
+from regfed.node import open_registry, program_catalog
 
 from . import logs
 from ._generated.client.v1 import client_pb2_grpc
@@ -73,6 +73,9 @@ class NodeConfig:
     #: Where Prometheus metrics are served over plain HTTP, e.g. ``127.0.0.1:9464`` (a bare
     #: port means loopback); None: not served.
     metrics_listen: str | None = None
+    #: A JSON list of program rules overriding the built-in programs (docs/ledger.md), as
+    #: ``regfed ledger --programs`` takes; None: the built-in rules.
+    programs: Path | None = None
     #: Seconds a stopping node (SIGTERM) gives calls in flight before cancelling them; whatever
     #: is cancelled then is re-driven after a restart, so this bounds only how long a stop takes.
     shutdown_grace: float = 10.0
@@ -127,7 +130,9 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     # and honoured once the node is up (a clean stop), instead of killing it mid-migration.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    registry = open_registry(config.database, config.registry)
+    registry = open_registry(
+        config.database, config.registry, programs=program_catalog(config.programs)
+    )
     gateway = Gateway(
         registry,
         load_signing_key(config.signing_key),

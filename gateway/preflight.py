@@ -25,6 +25,7 @@ from regfed.certs.identity import Role
 from regfed.certs.intermediate import load_crl
 from regfed.certs.requests import split_endpoint
 from regfed.certs.verify import CertificateRefused, check_client
+from regfed.node import RegistryError, program_catalog
 from regfed.node.storage.engine import normalize_url
 
 from .daemon import NodeConfig
@@ -85,6 +86,7 @@ class Preflight:
             ("directory_lists_node", ("directory", "certificate", "signing_key"), self._listed),
             ("crls", (), self._crls),
             ("database", (), self._database),
+            ("programs", (), self._programs),
         ]
         for name, needs, step in steps:
             failed = [n for n in needs if n not in self.loaded]
@@ -118,6 +120,19 @@ class Preflight:
         except ValueError as error:
             raise Problem(str(error), 'listen is HOST:PORT, e.g. "0.0.0.0:50051"') from None
         return self.config.listen
+
+    def _programs(self) -> str:
+        """The program rules file, if one is set, reads as the node will read it."""
+        try:
+            catalog = program_catalog(self.config.programs)
+        except RegistryError as error:
+            raise Problem(
+                error.message,
+                "programs names a JSON list of program rules (docs/ledger.md), or leave it unset "
+                "for the built-in rules",
+            ) from None
+        source = "built-in" if self.config.programs is None else str(self.config.programs)
+        return f"{len(catalog.programs)} programs ({source}): {', '.join(sorted(catalog.programs))}"
 
     def _observability(self) -> str:
         """The log format is one the node writes; the metrics address parses (and says when it

@@ -28,7 +28,7 @@ from .domain.programs import ControlPeriod, ProgramCatalog, ProgramRules
 from .domain.serials import SerialRange, UnitBlock, UnitClass
 from .ledger import Ledger, OperationResult, Work
 from .queries import LedgerQueries, VerifyReport
-from .registry import Registry, open_existing, open_registry
+from .registry import Registry, open_existing, open_registry, program_catalog
 
 __all__ = [
     "Account",
@@ -68,4 +68,5 @@ __all__ = [
     "interstate",
     "open_existing",
     "open_registry",
+    "program_catalog",
 ]

@@ -3,7 +3,9 @@ state's own accounts. ``Registry`` bundles the ledger (writes) and its queries (
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -101,3 +103,19 @@ def open_existing(
             "`regfed ledger init --db URL --registry CODE`"
         )
     return open_registry(url, code, programs=programs, clock=clock)
+
+
+def program_catalog(rules: Path | str | None) -> ProgramCatalog:
+    """The built-in programs, overridden by the JSON list of program rules in ``rules``
+    (a node's ``programs`` setting, ``regfed ledger --programs``); the built-ins alone if None.
+    """
+    catalog = ProgramCatalog.default()
+    if rules is None:
+        return catalog
+    try:
+        overrides = json.loads(Path(rules).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise InvalidArgument(f"cannot read program rules {rules}: {error}") from None
+    if not isinstance(overrides, list):
+        raise InvalidArgument(f"{rules} must hold a JSON list of programs")
+    return catalog.with_overrides(overrides)

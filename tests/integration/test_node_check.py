@@ -168,6 +168,17 @@ def test_an_unknown_log_format_or_a_bad_metrics_address(pa: Container) -> None:
     assert (status, found["detail"]) == (0, "log json, metrics on 0.0.0.0:9100 (beyond loopback)")
 
 
+def test_program_rules_are_read_as_the_node_reads_them(pa: Container, tmp_path: Path) -> None:
+    rules = tmp_path / "programs.json"
+    rules.write_text('{"code": "CAT"}')  # an object, not a list
+    status, report, _ = check(pa, {"REGFED_PROGRAMS": str(rules)})
+    assert status == 1 and "JSON list" in problem(report, "programs")["detail"]
+    rules.write_text('[{"code": "CAT", "compliance_account_may_send": false}]')
+    status, report, _ = check(pa, {"REGFED_PROGRAMS": str(rules)})
+    found = next(c for c in report["checks"] if c["name"] == "programs")
+    assert status == 0 and "CAT" in found["detail"], found
+
+
 def test_health_without_its_credentials_says_to_run_the_check(pa: Container) -> None:
     argv = [str(REGFED), "node", "health", "--config", str(pa.path("/etc/regfed/node.toml"))]
     env = {**pa.environment(), "REGFED_KEY": str(pa.path(f"{CERTS}/PA/absent.key"))}

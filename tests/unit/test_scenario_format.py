@@ -72,6 +72,8 @@ def test_defaults_follow_the_documented_rules() -> None:
         ),
         ("steps.0", {"op": "crash", "registry": "NY", "at": "x", "expect": "any"}, "unknown key"),
         ("registries", [False], "quote the code"),
+        ("programs", {"code": "CAT"}, "list of program rules"),
+        ("programs", [{"code": "CAT"}], "compliance_account_may_send"),
         (
             "steps.0",
             {"op": "transfer", "from": "acme", "to": "plant", "quantity": 1, "error": "X"},

@@ -7,11 +7,9 @@ reach a node over the network through the federation gateway.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import uuid
-from pathlib import Path
 from typing import Any
 
 from regfed.node import (
@@ -34,6 +32,7 @@ from regfed.node import (
     errors,
     open_existing,
     open_registry,
+    program_catalog,
 )
 from regfed.node.storage.engine import make_engine
 from regfed.node.storage.migrate import current_revision, head_revision, upgrade
@@ -166,18 +165,7 @@ def _db(args: argparse.Namespace) -> str:
 
 
 def _programs_catalog(args: argparse.Namespace) -> ProgramCatalog:
-    catalog = ProgramCatalog.default()
-    if not args.programs:
-        return catalog
-    try:
-        overrides = json.loads(Path(args.programs).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise errors.InvalidArgument(
-            f"cannot read program rules {args.programs}: {error}"
-        ) from None
-    if not isinstance(overrides, list):
-        raise errors.InvalidArgument(f"{args.programs} must hold a JSON list of programs")
-    return catalog.with_overrides(overrides)
+    return program_catalog(args.programs or None)
 
 
 def _registry(args: argparse.Namespace) -> Registry:

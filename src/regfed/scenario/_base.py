@@ -13,7 +13,7 @@ from typing import Any
 from regfed.certs.identity import Role
 from regfed.gateway.crash import fired_marker
 from regfed.local import Federation, LocalFederation
-from regfed.node import open_existing
+from regfed.node import open_existing, program_catalog
 
 from ._format import Scenario, Step
 
@@ -65,7 +65,8 @@ class Context:
     def _ledger(self, code: str, work: Callable[[Any], Any]) -> Any:
         """The administrator's ledger operations run on the node's database, as ``regfed
         ledger`` does on the registry's own machine."""
-        registry = open_existing(self.federation.node_config(code).database)
+        config = self.federation.node_config(code)
+        registry = open_existing(config.database, programs=program_catalog(config.programs))
         try:
             return work(registry)
         finally:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from regfed.gateway.protocol.durable import crash_points
+from regfed.node import ProgramCatalog, RegistryError
 
 _CODE = re.compile(r"^[A-Z]{2,8}$")
 ACCOUNT_TYPES = ("general", "compliance", "state", "state:retirement", "state:set-aside:NAME")
@@ -60,6 +61,8 @@ class Scenario:
     registries: tuple[str, ...]
     accounts: dict[str, AccountSpec]
     steps: tuple[Step, ...]
+    #: Program rules every registry of the run uses beyond (or instead of) the built-in ones.
+    programs: tuple[dict[str, Any], ...] = ()
 
 
 # op -> (required keys, optional keys)
@@ -110,7 +113,7 @@ def load_scenario(path: Path) -> Scenario:
 def parse_scenario(data: Any) -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError("a scenario is a JSON object with registries, accounts and steps")
-    _only(data, {"registries", "accounts", "steps"}, "the scenario")
+    _only(data, {"registries", "accounts", "steps", "programs"}, "the scenario")
     registries = data.get("registries")
     if not isinstance(registries, list) or not registries:
         raise ScenarioError('"registries" must list registry codes, e.g. ["PA", "NY"]')
@@ -132,7 +135,18 @@ def parse_scenario(data: Any) -> Scenario:
     if not isinstance(raw_steps, list) or not raw_steps:
         raise ScenarioError('"steps" must be a non-empty list of steps')
     steps = tuple(_step(i, raw, registries, accounts) for i, raw in enumerate(raw_steps))
-    return Scenario(tuple(registries), accounts, steps)
+    return Scenario(tuple(registries), accounts, steps, _programs(data.get("programs", [])))
+
+
+def _programs(raw: Any) -> tuple[dict[str, Any], ...]:
+    """Program rules as ``regfed ledger --programs`` takes them, checked the same way."""
+    if not isinstance(raw, list) or not all(isinstance(p, dict) for p in raw):
+        raise ScenarioError('"programs" is a list of program rules (docs/ledger.md)')
+    try:
+        ProgramCatalog.default().with_overrides(raw)
+    except RegistryError as error:
+        raise ScenarioError(f'"programs": {error.message}') from None
+    return tuple(raw)
 
 
 def _mapping(value: Any, what: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ emissions, deduction, account status) and retirements run on the node's database
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -44,12 +45,18 @@ class Runner(LedgerSteps, TransferSteps):
 
     def start(self) -> None:
         codes = list(self.scenario.registries)
+        settings: dict[str, Any] = {"redrive_interval": 0.2, "ask_after": 1.0}
+        if self.scenario.programs:  # every registry of the run applies the same rules
+            rules = self.folder / "programs.json"
+            rules.parent.mkdir(parents=True, exist_ok=True)
+            rules.write_text(json.dumps(list(self.scenario.programs), indent=1))
+            settings["programs"] = str(rules)
         self.federation = create_federation(
             self.folder / "federation",
             codes,
             base_port=free_base_port(len(codes) + 1),
             databases=self.databases.create(codes),
-            settings={"redrive_interval": 0.2, "ask_after": 1.0},
+            settings=settings,
         )
         self._people()
         self.local = LocalFederation(self.federation)
