@@ -1,9 +1,11 @@
-"""A node's configuration from one TOML file and the environment, generic over NodeConfig.
+"""A node's configuration from one TOML file and the environment, generic over its dataclass.
 
-Every field of :class:`~regfed.gateway.daemon.NodeConfig` is a key of the file (same name) and an
-environment variable (``REGFED_`` + the name in capitals); a field added to NodeConfig is
-configurable both ways with no change here, because keys, types and defaults are read from the
-dataclass itself. Precedence, lowest first: the field's default, the file, the environment.
+Every field of :class:`~regfed.gateway.daemon.NodeConfig` (or of another node's configuration
+dataclass passed as ``schema``, e.g. :class:`~regfed.oversight.config.OversightConfig`) is a key
+of the file (same name) and an environment variable (``REGFED_`` + the name in capitals); a field
+added to NodeConfig is configurable both ways with no change here, because keys, types and
+defaults are read from the dataclass itself. Precedence, lowest first: the field's default, the
+file, the environment.
 
 Values are coerced from the field's annotation: ``str``, ``int``, ``float``, ``bool``, ``Path``,
 ``tuple[Path, ...]``, ``Literal[...]`` and ``X | None``. Relative paths in the file resolve
@@ -21,9 +23,12 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from .daemon import NodeConfig
+
+#: A node's configuration dataclass.
+C = TypeVar("C")
 
 ENV_PREFIX = "REGFED_"
 #: Where ``regfed node run/check/health`` look for the file when ``--config`` is not given.
@@ -41,8 +46,8 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class LoadedConfig:
-    config: NodeConfig
+class LoadedConfig(Generic[C]):
+    config: C
     #: field name -> where its value came from: "default", the file's path, or "env REGFED_X".
     sources: dict[str, str]
     file: Path | None
@@ -52,13 +57,13 @@ def env_name(field: str) -> str:
     return ENV_PREFIX + field.upper()
 
 
-def fields(schema: type[NodeConfig] = NodeConfig) -> dict[str, Any]:
+def fields(schema: type[Any] = NodeConfig) -> dict[str, Any]:
     """The field names and their resolved annotations, in declaration order."""
     hints = typing.get_type_hints(schema)
     return {f.name: hints[f.name] for f in dataclasses.fields(schema) if f.init}
 
 
-def _required(schema: type[NodeConfig]) -> list[str]:
+def _required(schema: type[Any]) -> list[str]:
     return [
         f.name
         for f in dataclasses.fields(schema)
@@ -66,16 +71,33 @@ def _required(schema: type[NodeConfig]) -> list[str]:
     ]
 
 
+@overload
 def load_config(
     file: Path | None = None,
     environ: Mapping[str, str] | None = None,
     *,
     schema: type[NodeConfig] = NodeConfig,
     **overrides: Any,
-) -> LoadedConfig:
+) -> LoadedConfig[NodeConfig]: ...
+@overload
+def load_config(
+    file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    schema: type[C],
+    **overrides: Any,
+) -> LoadedConfig[C]: ...
+def load_config(
+    file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    schema: type[Any] = NodeConfig,
+    **overrides: Any,
+) -> LoadedConfig[Any]:
     """The node's configuration: defaults, then ``file``, then ``environ``, then ``overrides``
     (command-line flags). Raises :class:`ConfigError` naming the key at fault. ``schema`` is
-    NodeConfig or a subclass (tests use one to show that a new field needs no change here)."""
+    the configuration dataclass: NodeConfig (or a subclass; tests use one to show that a new
+    field needs no change here), or OversightConfig for the oversight node."""
     environ = os.environ if environ is None else environ
     known = fields(schema)
     values: dict[str, Any] = {}
@@ -186,7 +208,7 @@ def _coerce(key: str, annotation: Any, raw: Any, *, base: Path | None, where: st
         if key == "database" and base is not None:
             return _relative_sqlite(raw, base)
         return raw
-    raise ConfigError(f"{key}: NodeConfig type {annotation!r} cannot be configured yet", key)
+    raise ConfigError(f"{key}: a setting of type {annotation!r} cannot be configured yet", key)
 
 
 def _relative_sqlite(url: str, base: Path) -> str:

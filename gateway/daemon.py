@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from regfed.certs.authority import load_signing_key
 from regfed.certs.directory import Directory, DirectoryError
 from regfed.node import open_registry, program_catalog
+from regfed.oversight.config import OversightConfig
 
 from . import logs
 from ._generated.client.v1 import client_pb2_grpc
@@ -87,7 +88,7 @@ class NodeConfig:
         }
 
 
-def load_directory(config: NodeConfig) -> Directory:
+def load_directory(config: NodeConfig | OversightConfig) -> Directory:
     ca = x509.load_pem_x509_certificate(config.ca.read_bytes())
     return Directory.verify(json.loads(config.directory.read_text()), ca)
 
@@ -117,8 +118,9 @@ class DirectoryWatch:
             )
 
 
-async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
-    stop = stop or asyncio.Event()
+def stop_on_signals(stop: asyncio.Event) -> list[str]:
+    """SIGTERM and SIGINT set ``stop`` from now on; the list returned names the signal(s)
+    received (for the log and the ``stopped`` event)."""
     loop = asyncio.get_running_loop()
     received: list[str] = []
 
@@ -126,10 +128,33 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
         received.append(signum.name)
         stop.set()
 
-    # Before anything else: a SIGTERM while the database is upgraded or opened is then noted
-    # and honoured once the node is up (a clean stop), instead of killing it mid-migration.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    return received
+
+
+def grpc_server() -> grpc.aio.Server:
+    """A node's gRPC server, with the federation's message size limits."""
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+    return grpc.aio.server(options=options)
+
+
+def listen_secure(server: grpc.aio.Server, listen: str, ca: bytes, cert: bytes, key: bytes) -> None:
+    """Mutual TLS only: every caller presents a certificate chaining to the federation CA."""
+    port = server.add_secure_port(listen, server_credentials(ca, cert, key))
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}: is another node using that port?")
+
+
+async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # Before anything else: a SIGTERM while the database is upgraded or opened is then noted
+    # and honoured once the node is up (a clean stop), instead of killing it mid-migration.
+    received = stop_on_signals(stop)
     registry = open_registry(
         config.database, config.registry, programs=program_catalog(config.programs)
     )
@@ -147,11 +172,7 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     # transaction per input, so row locks are held no longer than one decision needs.
     workers = Workers(batch=store.batch if store.sqlite else None)
     dispatcher = Dispatcher(gateway, workers, channel_credentials(ca, cert, key))
-    options = [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ]
-    server = grpc.aio.server(options=options)
+    server = grpc_server()
     callers = Callers(config.ca, config.crls)
     peers = PeerService(gateway, workers, callers)
     peer_pb2_grpc.add_PeerServicer_to_server(peers, server)
@@ -164,9 +185,7 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     if config.reflection:
         names = (PEER_SERVICE, CLIENT_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, server)
-    port = server.add_secure_port(config.listen, server_credentials(ca, cert, key))
-    if port == 0:
-        raise OSError(f"cannot listen on {config.listen}: is another node using that port?")
+    listen_secure(server, config.listen, ca, cert, key)
     exporter = instrument(config.metrics_listen, gateway, dispatcher, peers, clients)
     await server.start()
     # Everything allocated so far (modules, tables, stubs) lives as long as the process: keep

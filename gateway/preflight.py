@@ -1,9 +1,12 @@
-"""``regfed node check``: everything a node needs, checked without starting it.
+"""``regfed node check`` and ``regfed oversight check``: everything a node needs, checked
+without starting it.
 
 Each check has a name and passes, fails with what to fix, or is skipped because one it needs
 failed (no point reporting "key does not match" when the key did not load). Nothing is written
 and, unless asked, no database connection is made: the check runs in a container health gate
-or a CI job before anything else exists.
+or a CI job before anything else exists. The oversight node is checked the same way, as the
+oversight member (role ``oversight``), without the registry's own steps (database, programs,
+revocation lists).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from regfed.certs.requests import split_endpoint
 from regfed.certs.verify import CertificateRefused, check_client
 from regfed.node import RegistryError, program_catalog
 from regfed.node.storage.engine import normalize_url
+from regfed.oversight.config import OversightConfig
 
 from .daemon import NodeConfig
 from .logs import FORMATS as LOG_FORMATS
@@ -62,7 +66,7 @@ class Check:
 
 @dataclass
 class Preflight:
-    config: NodeConfig
+    config: NodeConfig | OversightConfig
     connect: bool = False
     checks: list[Check] = field(default_factory=list)
     loaded: dict[str, Any] = field(default_factory=dict)
@@ -70,6 +74,17 @@ class Preflight:
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.checks)
+
+    @property
+    def code(self) -> str:
+        """The member code the node's certificate and the directory must name."""
+        if isinstance(self.config, OversightConfig):
+            return self.config.code
+        return self.config.registry
+
+    @property
+    def role(self) -> Role:
+        return Role.OVERSIGHT if isinstance(self.config, OversightConfig) else Role.REGISTRY
 
     def run(self) -> list[Check]:
         steps: list[tuple[str, tuple[str, ...], Callable[[], str]]] = [
@@ -80,14 +95,17 @@ class Preflight:
             ("certificate", (), self._certificate),
             ("tls_key", (), self._tls_key),
             ("tls_key_matches_certificate", ("certificate", "tls_key"), self._key_matches),
-            ("certificate_names_registry", ("ca", "certificate"), self._identity),
+            (f"certificate_names_{self.role.value}", ("ca", "certificate"), self._identity),
             ("signing_key", (), self._signing_key),
             ("directory", ("ca",), self._directory),
             ("directory_lists_node", ("directory", "certificate", "signing_key"), self._listed),
-            ("crls", (), self._crls),
-            ("database", (), self._database),
-            ("programs", (), self._programs),
         ]
+        if self.role is Role.REGISTRY:
+            steps += [
+                ("crls", (), self._crls),
+                ("database", (), self._database),
+                ("programs", (), self._programs),
+            ]
         for name, needs, step in steps:
             failed = [n for n in needs if n not in self.loaded]
             if failed:
@@ -123,6 +141,7 @@ class Preflight:
 
     def _programs(self) -> str:
         """The program rules file, if one is set, reads as the node will read it."""
+        assert isinstance(self.config, NodeConfig)
         try:
             catalog = program_catalog(self.config.programs)
         except RegistryError as error:
@@ -228,11 +247,18 @@ class Preflight:
                 f"the certificate names {identity.uri}, a person, not a node",
                 "use the node's tls.pem, not a trader's or administrator's",
             )
-        if identity.registry != self.config.registry:
+        if self.role is Role.OVERSIGHT and identity.role is not Role.OVERSIGHT:
             raise Problem(
-                f"the certificate names {identity.uri}, but this node is registry "
-                f"{self.config.registry}",
-                "point certificate and key at this registry's files, or fix registry",
+                f"the certificate names {identity.uri}, not the oversight node "
+                f"urn:regfed:oversight:{self.code}",
+                "use the tls.pem of a request made with `regfed certs request --oversight`",
+            )
+        if identity.registry != self.code:
+            key = "registry" if self.role is Role.REGISTRY else "code"
+            raise Problem(
+                f"the certificate names {identity.uri}, but this node is {self.role.value} "
+                f"{self.code}",
+                f"point certificate and key at this {self.role.value} node's files, or fix {key}",
             )
         return identity.uri
 
@@ -269,11 +295,17 @@ class Preflight:
 
     def _listed(self) -> str:
         directory: Directory = self.loaded["directory"]
-        member = directory.member(self.config.registry)
+        member = directory.member(self.code)
         if member is None:
             raise Problem(
-                f"registry {self.config.registry} is not in directory version {directory.version}",
+                f"{self.role.value} {self.code} is not in directory version {directory.version}",
                 "the authority signs this node's request (`regfed certs sign`), which adds it",
+            )
+        if member.role is not self.role:
+            raise Problem(
+                f"directory version {directory.version} lists {member.code} as a "
+                f"{member.role.value} member, not {self.role.value}",
+                "check code (or registry): the oversight node and the states have their own codes",
             )
         key: ed25519.Ed25519PrivateKey = self.loaded["signing_key"]
         if _public_der(key.public_key()) != _public_der(member.public_key):
@@ -299,6 +331,7 @@ class Preflight:
         return f"{member.code} active, key id {member.key_id}, endpoint {member.endpoint}"
 
     def _crls(self) -> str:
+        assert isinstance(self.config, NodeConfig)
         if not self.config.crls:
             return "none configured (no person's certificate can be revoked at this node)"
         present = []
@@ -317,6 +350,7 @@ class Preflight:
         return f"{len(present)} loaded" + (f", {absent} not there yet" if absent else "")
 
     def _database(self) -> str:
+        assert isinstance(self.config, NodeConfig)
         hint = "database is a SQLAlchemy URL: postgresql://user@host/dbname or sqlite:///path.db"
         try:
             url = make_url(normalize_url(self.config.database))

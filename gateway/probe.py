@@ -14,6 +14,7 @@ import grpc
 from cryptography import x509
 
 from regfed.certs.requests import split_endpoint
+from regfed.oversight.config import OversightConfig
 
 from ._generated.health.v1 import health_pb2, health_pb2_grpc
 from .daemon import NodeConfig
@@ -34,7 +35,7 @@ class HealthReport:
         return self.status == "SERVING"
 
 
-def probe_address(config: NodeConfig) -> str:
+def probe_address(config: NodeConfig | OversightConfig) -> str:
     host, port = split_endpoint(config.listen)
     host = ANY_HOST.get(host, host)
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -52,7 +53,10 @@ def server_name(certificate_pem: bytes) -> str | None:
 
 
 def check_health(
-    config: NodeConfig, address: str | None = None, timeout: float = 5.0, service: str = ""
+    config: NodeConfig | OversightConfig,
+    address: str | None = None,
+    timeout: float = 5.0,
+    service: str = "",
 ) -> HealthReport:
     address = address or probe_address(config)
     ca, cert, key = (p.read_bytes() for p in (config.ca, config.certificate, config.key))

@@ -441,7 +441,7 @@ class RegistryService(_Timed, client_pb2_grpc.RegistryServicer):
 
 
 class HealthService(health_pb2_grpc.HealthServicer):
-    SERVICES = ("", PEER_SERVICE, CLIENT_SERVICE)
+    SERVICES: tuple[str, ...] = ("", PEER_SERVICE, CLIENT_SERVICE)
 
     def __init__(self) -> None:
         self.serving = True

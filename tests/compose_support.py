@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 NODE_SERVICES = ("pa", "ny", "nj")
+OVERSIGHT_SERVICE = "oversight"
 REGFED = Path(sys.executable).parent / "regfed"
 
 _VARIABLE = re.compile(r"\$(?:\$|\{(\w+)(?::?-([^}]*))?\}|(\w+))")
@@ -147,8 +148,9 @@ def run_certs_job(compose: dict[str, Any], tmp: Path) -> subprocess.CompletedPro
 
 
 def node_argv(node: Container, action: str) -> list[str]:
-    """The node service's command with ``run`` replaced by ``action`` (check, health)."""
+    """The node (or oversight) service's command with ``run`` replaced by ``action`` (check,
+    health): ``regfed node run ...`` becomes ``regfed node check ...``."""
     command = node.command()
-    assert command[:2] == ["node", "run"], command
+    assert command[0] in ("node", "oversight") and command[1] == "run", command
     assert entrypoint() == ["regfed"]
-    return [str(REGFED), "node", action, *command[2:]]
+    return [str(REGFED), command[0], action, *command[2:]]

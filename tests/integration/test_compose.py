@@ -1,6 +1,7 @@
 """compose.yaml, checked without Docker: the certs job runs as compose would run it, and each
 state node's own command and environment pass ``regfed node check`` (the real CLI, in a
-subprocess) against what the job made."""
+subprocess) against what the job made, as the oversight service's pass ``regfed oversight
+check``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from compose_support import (
     NODE_SERVICES,
+    OVERSIGHT_SERVICE,
     container,
     load_compose,
     node_argv,
@@ -96,11 +98,51 @@ def test_nothing_is_published_beyond_loopback(compose: dict[str, Any]) -> None:
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
 
 
-def test_no_oversight_node_is_invented(compose: dict[str, Any]) -> None:
-    # A later issue creates it; until then compose.yaml only has a commented placeholder.
-    assert not {"oversight", "epa"} & set(compose["services"])
+def test_the_oversight_service_passes_its_check_with_its_own_command_and_environment(
+    compose: dict[str, Any], made: Path
+) -> None:
+    oversight = container(OVERSIGHT_SERVICE, compose, made)
+    result = oversight.run([*node_argv(oversight, "check"), "--json"], oversight.environment())
+    report = json.loads(result.stdout)
+    assert result.returncode == 0, (report, result.stderr)
+    assert report["ok"] and report["code"] == "EPA"
+    names = {c["name"] for c in report["checks"] if c["ok"]}
+    assert names >= {
+        "certificate_names_oversight",
+        "tls_key_matches_certificate",
+        "directory",
+        "directory_lists_node",
+    }
+    # It has no database, and no registry's steps are run.
+    assert not {"database", "programs", "crls"} & {c["name"] for c in report["checks"]}
+    assert "database" not in report["settings"]
+    assert report["sources"]["certificate"].endswith("oversight.toml")
+    assert report["sources"]["log_format"] == "env REGFED_LOG_FORMAT"
+    listed = next(c for c in report["checks"] if c["name"] == "directory_lists_node")
+    assert "endpoint oversight:50051" in listed["detail"]
+
+
+def test_the_oversight_service_is_wired_as_the_design_requires(compose: dict[str, Any]) -> None:
+    service = compose["services"][OVERSIGHT_SERVICE]
+    assert service["depends_on"] == {"certs": {"condition": "service_completed_successfully"}}
+    assert service["command"][:2] == ["oversight", "run"]
+    test = service["healthcheck"]["test"]
+    assert test[:4] == ["CMD", "regfed", "oversight", "health"]
+    assert test[4:] == service["command"][2:]
+    assert "certs:/var/lib/regfed/certs:ro" in service["volumes"]
+    # No database: neither a setting nor a service of its own.
+    assert not any("DATABASE" in k for k in service["environment"])
+    grace = float(service["environment"]["REGFED_SHUTDOWN_GRACE"])
+    assert grace < float(service["stop_grace_period"].removesuffix("s"))
+    assert service["ports"] == ["127.0.0.1:9104:9100"]
+
+
+def test_the_services_are_the_states_their_databases_and_the_oversight_node(
+    compose: dict[str, Any],
+) -> None:
     assert set(compose["services"]) == {
         "certs",
+        OVERSIGHT_SERVICE,
         *NODE_SERVICES,
         *(f"{n}-db" for n in NODE_SERVICES),
     }

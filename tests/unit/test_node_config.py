@@ -13,6 +13,7 @@ import pytest
 
 from regfed.gateway.config import ConfigError, env_name, fields, load_config
 from regfed.gateway.daemon import NodeConfig
+from regfed.oversight.config import OversightConfig
 
 pytestmark = pytest.mark.unit
 
@@ -222,3 +223,22 @@ def test_the_example_file_loads_with_paths_beside_it() -> None:
         for f in dataclasses.fields(NodeConfig)
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     }
+
+
+def test_the_oversight_nodes_configuration_uses_the_same_loader(tmp_path: Path) -> None:
+    file = tmp_path / "oversight.toml"
+    file.write_text(
+        'code = "EPA"\nlisten = "0.0.0.0:50051"\nca = "ca.pem"\ncertificate = "tls.pem"\n'
+        'key = "tls.key"\nsigning_key = "signing.key"\ndirectory = "directory.json"\n'
+    )
+    environ = {"REGFED_SHUTDOWN_GRACE": "3", "REGFED_METRICS_LISTEN": "9100"}
+    loaded = load_config(file, environ=environ, schema=OversightConfig)
+    config = loaded.config
+    assert isinstance(config, OversightConfig) and config.code == "EPA"
+    assert config.ca == tmp_path.resolve() / "ca.pem"
+    assert (config.shutdown_grace, config.metrics_listen) == (3.0, "9100")
+    assert loaded.sources["shutdown_grace"] == "env REGFED_SHUTDOWN_GRACE"
+    # A registry node's key is not an oversight node's.
+    with pytest.raises(ConfigError, match="unknown key 'database'"):
+        file.write_text(file.read_text() + 'database = "sqlite:///x.db"\n')
+        load_config(file, environ={}, schema=OversightConfig)

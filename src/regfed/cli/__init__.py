@@ -12,7 +12,18 @@ from regfed import __version__
 from regfed.local import TransferFailed
 from regfed.node import RegistryError
 
-from . import _bench, _certs, _demo, _ledger, _node, _scenario, _sim, _status, _transfer
+from . import (
+    _bench,
+    _certs,
+    _demo,
+    _ledger,
+    _node,
+    _oversight,
+    _scenario,
+    _sim,
+    _status,
+    _transfer,
+)
 from ._output import EXIT_FAILED, report_error
 
 
@@ -29,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sim.register(commands)
     _certs.register(commands)
     _node.register(commands)
+    _oversight.register(commands)
     _transfer.register(commands)
     _status.register(commands)
     _scenario.register(commands)

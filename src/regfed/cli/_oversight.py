@@ -1,0 +1,32 @@
+"""``regfed oversight run/check/health``: the oversight node (EPA) from one file and the
+environment, as a registry node is run with ``regfed node``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from regfed.oversight.node import run
+
+from . import _node_config
+from ._output import EXIT_FAILED
+
+
+def register(commands: Any) -> None:
+    oversight = commands.add_parser(
+        "oversight", help="run the oversight node (read-only; it will run reconciliation)"
+    )
+    sub = oversight.add_subparsers(dest="oversight_command", required=True, metavar="ACTION")
+    p = sub.add_parser(
+        "run", help="serve the oversight node until SIGTERM/Ctrl-C, from --config FILE"
+    )
+    _node_config.add_config_option(p)
+    p.add_argument("--reflection", action="store_true", help="switch gRPC server reflection on")
+    p.set_defaults(handler=_run)
+    _node_config.register(sub, _node_config.OVERSIGHT)
+
+
+def _run(args: argparse.Namespace) -> int:
+    overrides = {"reflection": True} if args.reflection else {}
+    loaded = _node_config.load_oversight(args, **overrides)
+    return EXIT_FAILED if loaded is None else run(loaded.config)
