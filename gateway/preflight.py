@@ -353,14 +353,17 @@ class Preflight:
         assert isinstance(self.config, NodeConfig)
         hint = "database is a SQLAlchemy URL: postgresql://user@host/dbname or sqlite:///path.db"
         try:
+            backend = make_url(self.config.database).get_backend_name()
+        except (ArgumentError, ValueError):
+            backend = "sqlite"  # a plain file path; normalize_url says the rest
+        if "://" in self.config.database and backend not in DIALECTS:
+            raise Problem(f"database dialect {backend!r} is not one of {', '.join(DIALECTS)}", hint)
+        try:
             url = make_url(normalize_url(self.config.database))
+        except RegistryError as error:
+            raise Problem(error.message, hint) from None
         except (ArgumentError, ValueError) as error:  # ValueError: e.g. a port not a number
             raise Problem(f"database URL not accepted: {error}", hint) from None
-        if url.get_backend_name() not in DIALECTS:
-            raise Problem(
-                f"database dialect {url.get_backend_name()!r} is not one of {', '.join(DIALECTS)}",
-                hint,
-            )
         shown = url.render_as_string(hide_password=True)
         if not self.connect:
             return f"{shown} (not connected; --connect tries)"

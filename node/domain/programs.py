@@ -136,6 +136,10 @@ class ProgramCatalog:
     def with_overrides(self, overrides: list[Mapping[str, Any]]) -> ProgramCatalog:
         merged = dict(self.programs)
         for item in overrides:
+            if not isinstance(item, Mapping):
+                raise InvalidArgument(
+                    f"a program definition is a JSON object with a code and its rules, not {item!r}"
+                )
             rules = ProgramRules.from_dict(item)
             merged[rules.code] = replace(rules)
         return ProgramCatalog(merged)

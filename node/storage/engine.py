@@ -16,16 +16,30 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from ..domain.errors import InvalidArgument
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SUPPORTED_BACKENDS = ("sqlite", "postgresql", "postgres")
 WRITE = "regfed_write"
 
 
 def normalize_url(url: str) -> str:
-    """Accept ``postgresql://`` and plain file paths as well as full SQLAlchemy URLs."""
+    """Accept ``postgresql://`` and plain file paths as well as full SQLAlchemy URLs; refuse a
+    database regfed does not run on, with what to give instead."""
     if "://" not in url:
         return f"sqlite:///{url}"
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        parsed = None
+    if parsed is None or parsed.get_backend_name() not in SUPPORTED_BACKENDS:
+        shown = url if parsed is None else parsed.render_as_string(hide_password=True)
+        raise InvalidArgument(
+            f"database URL {shown} is not one regfed runs on: give sqlite:///FILE (or a plain "
+            "file path) or postgresql://USER@HOST[:PORT]/DBNAME"
+        )
     if parsed.drivername in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return url

@@ -220,3 +220,8 @@ def test_from_dict_does_not_split_a_unit_type_string_into_letters() -> None:
     except InvalidArgument:
         return
     assert rules.deduction_unit_types == ("allowance",)
+
+
+def test_a_program_definition_that_is_not_an_object_is_refused_by_what_it_is() -> None:
+    with pytest.raises(InvalidArgument, match="not 1"):
+        ProgramCatalog.default().with_overrides([1])  # type: ignore[list-item]
