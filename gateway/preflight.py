@@ -36,7 +36,7 @@ from .daemon import NodeConfig
 from .logs import FORMATS as LOG_FORMATS
 from .metrics import parse_listen
 
-DIALECTS = ("sqlite", "postgresql")
+DIALECTS = ("sqlite", "postgresql", "postgres")
 
 
 class Problem(Exception):
