@@ -33,7 +33,7 @@ DIGEST_TABLES = (
 )
 
 
-def _rows(federation: Federation, code: str, sql: str) -> list[Any]:
+def read_rows(federation: Federation, code: str, sql: str) -> list[Any]:
     engine = create_engine(federation.node_config(code).database)
     try:
         with engine.connect() as conn:
@@ -45,13 +45,15 @@ def _rows(federation: Federation, code: str, sql: str) -> list[Any]:
 def digest(federation: Federation, code: str) -> str:
     h = hashlib.sha256()
     for table in DIGEST_TABLES:
-        for row in _rows(federation, code, f"SELECT * FROM {table} ORDER BY 1"):
+        for row in read_rows(federation, code, f"SELECT * FROM {table} ORDER BY 1"):
             h.update(repr(tuple(row)).encode())
     return h.hexdigest()
 
 
 def security_codes(federation: Federation, code: str) -> list[str]:
-    return [r.code for r in _rows(federation, code, "SELECT code FROM security_log ORDER BY id")]
+    return [
+        r.code for r in read_rows(federation, code, "SELECT code FROM security_log ORDER BY id")
+    ]
 
 
 def audit(federation: Federation) -> list[str]:
@@ -61,7 +63,7 @@ def audit(federation: Federation) -> list[str]:
         defaultdict(list)
     )
     for code in federation.registries:
-        for r in _rows(
+        for r in read_rows(
             federation,
             code,
             "SELECT issuer, program, unit_type, vintage, start_serial, end_serial, state, "
@@ -82,7 +84,7 @@ def audit(federation: Federation) -> list[str]:
     for issuer in federation.registries:
         issued = sum(
             r.end_serial - r.start_serial + 1
-            for r in _rows(federation, issuer, "SELECT start_serial, end_serial FROM issuances")
+            for r in read_rows(federation, issuer, "SELECT start_serial, end_serial FROM issuances")
         )
         present = sum(
             end - start + 1
@@ -100,7 +102,7 @@ def audit(federation: Federation) -> list[str]:
 def statuses(federation: Federation, transfer_id: str) -> dict[str, tuple[str, bool]]:
     out = {}
     for code in federation.registries:
-        rows = _rows(
+        rows = read_rows(
             federation,
             code,
             f"SELECT status, settled FROM transfers WHERE transfer_id = '{transfer_id}'",
@@ -113,7 +115,7 @@ def statuses(federation: Federation, transfer_id: str) -> dict[str, tuple[str, b
 def answered_by_destination(federation: Federation, source: str, transfer_id: str) -> bool:
     """Whether the source holds the destination's answer (acceptance or refusal) to the
     transfer: if not, the destination may never have recorded it."""
-    rows = _rows(
+    rows = read_rows(
         federation,
         source,
         f"SELECT record FROM transfers WHERE transfer_id = '{transfer_id}' AND side = 'source'",

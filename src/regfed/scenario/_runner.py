@@ -23,6 +23,7 @@ from regfed.local import LocalFederation
 from regfed.local.audit import answered_by_destination, audit, statuses
 from regfed.local.federation import create_federation, free_base_port
 from regfed.local.processes import NodeFailed
+from regfed.local.reconcile import reconcile_local
 
 from ._base import StepFailed
 from ._databases import Databases
@@ -215,6 +216,16 @@ class Runner(LedgerSteps, TransferSteps):
         ]
         problems = audit(self.federation)
         checks.append({"name": "federation-audit", "ok": not problems, "problems": problems})
+        # Reconciliation's own checks (issue 5's core), fed from the registries' tables.
+        result = reconcile_local(self.federation)
+        checks.append(
+            {
+                "name": "reconciliation",
+                "ok": result.clean,
+                "problems": [d.to_dict() for d in result.discrepancies],
+                "in_transit": len(result.in_transit),
+            }
+        )
         disagreements = self._transfers_disagree()
         checks.append(
             {"name": "transfers-agree", "ok": not disagreements, "problems": disagreements}
