@@ -154,3 +154,28 @@ def node_argv(node: Container, action: str) -> list[str]:
     assert command[0] in ("node", "oversight") and command[1] == "run", command
     assert entrypoint() == ["regfed"]
     return [str(REGFED), command[0], action, *command[2:]]
+
+
+def run_check(
+    service: Container, env: Mapping[str, str] | None = None, config: Path | None = None
+) -> tuple[int, dict[str, Any], str]:
+    """The service's ``check`` (its command with ``run`` -> ``check``), with ``env`` set on top
+    of its environment (container paths rewritten) and optionally another config file: (exit
+    status, the ``--json`` report, the readable output). Both forms must exit alike."""
+    argv = node_argv(service, "check")
+    if config is not None:
+        argv[argv.index("--config") + 1] = str(config)
+    changed = {k: service.rewrite(v) for k, v in (env or {}).items()}
+    environment = {**service.environment(), **changed}
+    as_json = service.run([*argv, "--json"], environment)
+    text = service.run(argv, environment)
+    assert as_json.returncode == text.returncode
+    return as_json.returncode, json.loads(as_json.stdout), text.stdout + text.stderr
+
+
+def problem(report: dict[str, Any], name: str) -> dict[str, Any]:
+    """The named check of a report, which must be a problem with a hint."""
+    found: dict[str, Any] = next(c for c in report["checks"] if c["name"] == name)
+    assert found["status"] == "problem", found
+    assert found["hint"], "a problem says what to do"
+    return found

@@ -8,10 +8,17 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
-from compose_support import REGFED, Container, container, load_compose, run_certs_job
+from compose_support import (
+    REGFED,
+    Container,
+    container,
+    load_compose,
+    problem,
+    run_certs_job,
+    run_check,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -27,38 +34,14 @@ def pa(tmp_path_factory: pytest.TempPathFactory) -> Container:
     return container("pa", compose, tmp)
 
 
-def check(
-    pa: Container, env: dict[str, str] | None = None, config: Path | None = None
-) -> tuple[int, dict[str, Any], str]:
-    argv = [
-        str(REGFED),
-        "node",
-        "check",
-        "--config",
-        str(config or pa.path("/etc/regfed/node.toml")),
-    ]
-    environment = {**pa.environment(), **{k: pa.rewrite(v) for k, v in (env or {}).items()}}
-    as_json = pa.run([*argv, "--json"], environment)
-    text = pa.run(argv, environment)
-    assert as_json.returncode == text.returncode
-    return as_json.returncode, json.loads(as_json.stdout), text.stdout + text.stderr
-
-
-def problem(report: dict[str, Any], name: str) -> dict[str, Any]:
-    found: dict[str, Any] = next(c for c in report["checks"] if c["name"] == name)
-    assert found["status"] == "problem", found
-    assert found["hint"], "a problem says what to do"
-    return found
-
-
 def test_the_unbroken_configuration_passes(pa: Container) -> None:
-    status, report, text = check(pa)
+    status, report, text = run_check(pa)
     assert status == 0 and report["ok"], report
     assert "all checks passed" in text
 
 
 def test_a_tls_key_that_is_not_the_certificates(pa: Container) -> None:
-    status, report, text = check(pa, {"REGFED_KEY": f"{CERTS}/NY/tls.key"})
+    status, report, text = run_check(pa, {"REGFED_KEY": f"{CERTS}/NY/tls.key"})
     assert status == 1 and not report["ok"]
     found = problem(report, "tls_key_matches_certificate")
     assert "is not the key of the certificate" in found["detail"]
@@ -66,7 +49,7 @@ def test_a_tls_key_that_is_not_the_certificates(pa: Container) -> None:
 
 
 def test_another_registrys_certificate(pa: Container) -> None:
-    status, report, _ = check(
+    status, report, _ = run_check(
         pa, {"REGFED_CERTIFICATE": f"{CERTS}/NY/tls.pem", "REGFED_KEY": f"{CERTS}/NY/tls.key"}
     )
     assert status == 1
@@ -80,7 +63,7 @@ def test_another_registrys_certificate(pa: Container) -> None:
 
 def test_a_persons_certificate_is_not_a_nodes(pa: Container) -> None:
     trader = f"{CERTS}/PA/traders/trader1"
-    status, report, _ = check(
+    status, report, _ = run_check(
         pa, {"REGFED_CERTIFICATE": f"{trader}/chain.pem", "REGFED_KEY": f"{trader}/tls.key"}
     )
     assert status == 1
@@ -88,7 +71,7 @@ def test_a_persons_certificate_is_not_a_nodes(pa: Container) -> None:
 
 
 def test_a_signing_key_the_directory_does_not_list(pa: Container) -> None:
-    status, report, _ = check(pa, {"REGFED_SIGNING_KEY": f"{CERTS}/NY/signing.key"})
+    status, report, _ = run_check(pa, {"REGFED_SIGNING_KEY": f"{CERTS}/NY/signing.key"})
     assert status == 1
     found = problem(report, "directory_lists_node")
     assert "is not the signing key the directory lists for PA" in found["detail"]
@@ -97,7 +80,7 @@ def test_a_signing_key_the_directory_does_not_list(pa: Container) -> None:
 def test_a_directory_from_another_federation(pa: Container, tmp_path: Path) -> None:
     other = tmp_path / "other"
     subprocess.run([str(REGFED), "certs", "authority", str(other)], check=True, capture_output=True)
-    status, report, _ = check(pa, {"REGFED_DIRECTORY": str(other / "directory.json")})
+    status, report, _ = run_check(pa, {"REGFED_DIRECTORY": str(other / "directory.json")})
     assert status == 1
     assert "DIRECTORY_BAD_SIGNATURE" in problem(report, "directory")["detail"]
     # The checks that need a verified directory are skipped, not reported as passing.
@@ -113,13 +96,13 @@ def test_a_directory_from_another_federation(pa: Container, tmp_path: Path) -> N
     ],
 )
 def test_a_database_url_that_is_not_accepted(pa: Container, url: str, expected: str) -> None:
-    status, report, _ = check(pa, {"REGFED_DATABASE": url})
+    status, report, _ = run_check(pa, {"REGFED_DATABASE": url})
     assert status == 1
     assert expected in problem(report, "database")["detail"]
 
 
 def test_a_missing_file_says_which_setting(pa: Container) -> None:
-    status, report, _ = check(pa, {"REGFED_CA": f"{CERTS}/federation/nope.pem"})
+    status, report, _ = run_check(pa, {"REGFED_CA": f"{CERTS}/federation/nope.pem"})
     assert status == 1
     found = problem(report, "ca")
     assert "nope.pem" in found["detail"] and "REGFED_CA" in found["hint"]
@@ -128,7 +111,7 @@ def test_a_missing_file_says_which_setting(pa: Container) -> None:
 def test_an_unknown_key_in_the_file_is_refused_by_name(pa: Container, tmp_path: Path) -> None:
     config = tmp_path / "node.toml"
     config.write_text(pa.path("/etc/regfed/node.toml").read_text() + "listen_port = 50051\n")
-    status, report, text = check(pa, config=config)
+    status, report, text = run_check(pa, config=config)
     assert status == 1
     assert report["error"]["key"] == "listen_port"
     assert "unknown key 'listen_port'; the keys are: registry, database, listen" in text
@@ -152,18 +135,18 @@ def test_node_run_takes_a_config_or_a_local_federation_not_both(
 
 
 def test_a_negative_number_of_seconds(pa: Container) -> None:
-    status, report, _ = check(pa, {"REGFED_SHUTDOWN_GRACE": "-1", "REGFED_ASK_AFTER": "0"})
+    status, report, _ = run_check(pa, {"REGFED_SHUTDOWN_GRACE": "-1", "REGFED_ASK_AFTER": "0"})
     assert status == 1
     found = problem(report, "timings")
     assert "ask_after = 0.0, shutdown_grace = -1.0" in found["detail"]
 
 
 def test_an_unknown_log_format_or_a_bad_metrics_address(pa: Container) -> None:
-    status, report, _ = check(pa, {"REGFED_LOG_FORMAT": "xml"})
+    status, report, _ = run_check(pa, {"REGFED_LOG_FORMAT": "xml"})
     assert status == 1 and "'xml'" in problem(report, "observability")["detail"]
-    status, report, _ = check(pa, {"REGFED_METRICS_LISTEN": "here:port"})
+    status, report, _ = run_check(pa, {"REGFED_METRICS_LISTEN": "here:port"})
     assert status == 1 and "host:port" in problem(report, "observability")["detail"]
-    status, report, _ = check(pa)  # compose publishes the container's port on host loopback
+    status, report, _ = run_check(pa)  # compose publishes the container's port on host loopback
     found = next(c for c in report["checks"] if c["name"] == "observability")
     assert (status, found["detail"]) == (0, "log json, metrics on 0.0.0.0:9100 (beyond loopback)")
 
@@ -171,10 +154,10 @@ def test_an_unknown_log_format_or_a_bad_metrics_address(pa: Container) -> None:
 def test_program_rules_are_read_as_the_node_reads_them(pa: Container, tmp_path: Path) -> None:
     rules = tmp_path / "programs.json"
     rules.write_text('{"code": "CAT"}')  # an object, not a list
-    status, report, _ = check(pa, {"REGFED_PROGRAMS": str(rules)})
+    status, report, _ = run_check(pa, {"REGFED_PROGRAMS": str(rules)})
     assert status == 1 and "JSON list" in problem(report, "programs")["detail"]
     rules.write_text('[{"code": "CAT", "compliance_account_may_send": false}]')
-    status, report, _ = check(pa, {"REGFED_PROGRAMS": str(rules)})
+    status, report, _ = run_check(pa, {"REGFED_PROGRAMS": str(rules)})
     found = next(c for c in report["checks"] if c["name"] == "programs")
     assert status == 0 and "CAT" in found["detail"], found
 

@@ -6,9 +6,7 @@ and breaks one thing: the real CLI runs in a subprocess."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from compose_support import (
@@ -17,7 +15,9 @@ from compose_support import (
     Container,
     container,
     load_compose,
+    problem,
     run_certs_job,
+    run_check,
 )
 
 pytestmark = pytest.mark.integration
@@ -34,30 +34,8 @@ def epa(tmp_path_factory: pytest.TempPathFactory) -> Container:
     return container(OVERSIGHT_SERVICE, compose, tmp)
 
 
-def check(epa: Container, env: dict[str, str]) -> tuple[int, dict[str, Any], str]:
-    argv = [
-        str(REGFED),
-        "oversight",
-        "check",
-        "--config",
-        str(epa.path("/etc/regfed/oversight.toml")),
-    ]
-    environment = {**epa.environment(), **{k: epa.rewrite(v) for k, v in env.items()}}
-    as_json = epa.run([*argv, "--json"], environment)
-    text = epa.run(argv, environment)
-    assert as_json.returncode == text.returncode
-    return as_json.returncode, json.loads(as_json.stdout), text.stdout + text.stderr
-
-
-def problem(report: dict[str, Any], name: str) -> dict[str, Any]:
-    found: dict[str, Any] = next(c for c in report["checks"] if c["name"] == name)
-    assert found["status"] == "problem", found
-    assert found["hint"], "a problem says what to do"
-    return found
-
-
 def test_a_states_certificate_is_not_the_oversight_nodes(epa: Container) -> None:
-    status, report, text = check(
+    status, report, text = run_check(
         epa, {"REGFED_CERTIFICATE": f"{CERTS}/PA/tls.pem", "REGFED_KEY": f"{CERTS}/PA/tls.key"}
     )
     assert status == 1 and not report["ok"]
@@ -71,14 +49,14 @@ def test_a_states_certificate_is_not_the_oversight_nodes(epa: Container) -> None
 
 
 def test_a_states_code_is_not_an_oversight_member(epa: Container) -> None:
-    status, report, _ = check(epa, {"REGFED_CODE": "PA"})
+    status, report, _ = run_check(epa, {"REGFED_CODE": "PA"})
     assert status == 1
     found = problem(report, "directory_lists_node")
     assert "lists PA as a registry member, not oversight" in found["detail"]
 
 
 def test_a_signing_key_the_directory_does_not_list(epa: Container) -> None:
-    status, report, _ = check(epa, {"REGFED_SIGNING_KEY": f"{CERTS}/PA/signing.key"})
+    status, report, _ = run_check(epa, {"REGFED_SIGNING_KEY": f"{CERTS}/PA/signing.key"})
     assert status == 1
     assert (
         "is not the signing key the directory lists for EPA"
