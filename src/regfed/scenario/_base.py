@@ -3,6 +3,7 @@ and how a refusal is judged against the step's expectation."""
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from typing import Any
 from regfed.certs.identity import Role
 from regfed.gateway.crash import fired_marker
 from regfed.local import Federation, LocalFederation
-from regfed.node import open_existing, program_catalog
+from regfed.node import ProgramCatalog, open_existing
 
 from ._format import Scenario, Step
 
@@ -65,15 +66,24 @@ class Context:
     def _ledger(self, code: str, work: Callable[[Any], Any]) -> Any:
         """The administrator's ledger operations run on the node's database, as ``regfed
         ledger`` does on the registry's own machine."""
-        config = self.federation.node_config(code)
-        registry = open_existing(config.database, programs=program_catalog(config.programs))
+        database = self.federation.node_config(code).database
+        registry = open_existing(database, programs=self.programs)
         try:
             return work(registry)
         finally:
             registry.close()
 
+    @functools.cached_property
+    def programs(self) -> ProgramCatalog:
+        """The rules every registry of the run applies (the nodes read the same list from their
+        ``programs`` setting); built once, the format has checked them."""
+        return ProgramCatalog.default().with_overrides(list(self.scenario.programs))
+
     def _crash_file(self, code: str) -> Path:
         return self.federation.folder / code / "crash-at"
+
+    def _clock_file(self, code: str) -> Path:
+        return self.federation.folder / code / "clock-offset"
 
     def crashed(self) -> list[str]:
         """Armed registries that died since the last look: disarmed. The crash step says

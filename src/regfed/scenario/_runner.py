@@ -80,7 +80,7 @@ class Runner(LedgerSteps, TransferSteps):
         return {
             ARM: "1",
             POINT_FILE: str(self._crash_file(code)),
-            CLOCK_FILE: str(self.federation.folder / code / "clock-offset"),
+            CLOCK_FILE: str(self._clock_file(code)),
         }
 
     def _people(self) -> None:
@@ -178,7 +178,7 @@ class Runner(LedgerSteps, TransferSteps):
         that is down keeps the offset when it restarts."""
         code = step.get("registry")
         self.clock_offsets[code] = self.clock_offsets.get(code, 0.0) + float(step.get("seconds"))
-        file = self.federation.folder / code / "clock-offset"
+        file = self._clock_file(code)
         temporary = file.with_suffix(".tmp")
         temporary.write_text(repr(self.clock_offsets[code]))
         os.replace(temporary, file)  # the node never reads half a number
