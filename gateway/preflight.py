@@ -29,14 +29,12 @@ from regfed.certs.intermediate import load_crl
 from regfed.certs.requests import split_endpoint
 from regfed.certs.verify import CertificateRefused, check_client
 from regfed.node import RegistryError, program_catalog
-from regfed.node.storage.engine import normalize_url
+from regfed.node.storage.engine import SUPPORTED_BACKENDS, normalize_url
 from regfed.oversight.config import OversightConfig
 
 from .daemon import NodeConfig
 from .logs import FORMATS as LOG_FORMATS
 from .metrics import parse_listen
-
-DIALECTS = ("sqlite", "postgresql", "postgres")
 
 
 class Problem(Exception):
@@ -353,15 +351,13 @@ class Preflight:
         assert isinstance(self.config, NodeConfig)
         hint = "database is a SQLAlchemy URL: postgresql://user@host/dbname or sqlite:///path.db"
         try:
-            backend = make_url(self.config.database).get_backend_name()
-        except (ArgumentError, ValueError):
-            backend = "sqlite"  # a plain file path; normalize_url says the rest
-        if "://" in self.config.database and backend not in DIALECTS:
-            raise Problem(f"database dialect {backend!r} is not one of {', '.join(DIALECTS)}", hint)
-        try:
             url = make_url(normalize_url(self.config.database))
-        except RegistryError as error:
-            raise Problem(error.message, hint) from None
+        except RegistryError as error:  # the engine's own refusal of another database
+            backend = error.details.get("backend")
+            if backend is None:
+                raise Problem(error.message, hint) from None
+            supported = ", ".join(SUPPORTED_BACKENDS)
+            raise Problem(f"database dialect {backend!r} is not one of {supported}", hint) from None
         except (ArgumentError, ValueError) as error:  # ValueError: e.g. a port not a number
             raise Problem(f"database URL not accepted: {error}", hint) from None
         shown = url.render_as_string(hide_password=True)

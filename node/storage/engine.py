@@ -38,7 +38,8 @@ def normalize_url(url: str) -> str:
         shown = url if parsed is None else parsed.render_as_string(hide_password=True)
         raise InvalidArgument(
             f"database URL {shown} is not one regfed runs on: give sqlite:///FILE (or a plain "
-            "file path) or postgresql://USER@HOST[:PORT]/DBNAME"
+            "file path) or postgresql://USER@HOST[:PORT]/DBNAME",
+            backend=None if parsed is None else parsed.get_backend_name(),
         )
     if parsed.drivername in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
