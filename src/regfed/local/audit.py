@@ -34,10 +34,15 @@ DIGEST_TABLES = (
 
 
 def read_rows(federation: Federation, code: str, sql: str) -> list[Any]:
+    return read_queries(federation, code, sql)[0]
+
+
+def read_queries(federation: Federation, code: str, *sqls: str) -> list[list[Any]]:
+    """The rows of each query, read through one connection in one transaction."""
     engine = create_engine(federation.node_config(code).database)
     try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql)).all())
+        with engine.connect() as conn, conn.begin():
+            return [list(conn.execute(text(sql)).all()) for sql in sqls]
     finally:
         engine.dispose()
 

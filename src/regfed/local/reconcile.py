@@ -20,7 +20,7 @@ from regfed.reconciliation import (
     reconcile,
 )
 
-from .audit import read_rows
+from .audit import read_queries
 from .federation import Federation
 
 _UNIT = "issuer, program, unit_type, vintage, start_serial, end_serial"
@@ -36,6 +36,18 @@ def reconcile_local(
 
 
 def _snapshot(federation: Federation, code: str) -> RegistrySnapshot:
+    # One read of the registry (one transaction), so its blocks and its totals agree.
+    block_rows, issuance_rows, total_rows, unsettled_rows = read_queries(
+        federation,
+        code,
+        f"SELECT {_UNIT}, state, transfer_id FROM blocks",
+        f"SELECT {_UNIT} FROM issuances",
+        "SELECT issuer, program, unit_type, vintage, state, "
+        "SUM(end_serial - start_serial + 1) AS quantity FROM blocks "
+        "GROUP BY issuer, program, unit_type, vintage, state",
+        "SELECT transfer_id, side, status, peer, created_at FROM transfers "
+        "WHERE NOT settled AND side IN ('source', 'destination')",
+    )
     # Sorted here, not by the database: a PostgreSQL collation may order text otherwise than
     # the sweep, which refuses a stream out of order.
     blocks = sorted(
@@ -50,31 +62,19 @@ def _snapshot(federation: Federation, code: str) -> RegistrySnapshot:
             r.state,
             r.transfer_id,
         )
-        for r in read_rows(federation, code, f"SELECT {_UNIT}, state, transfer_id FROM blocks")
+        for r in block_rows
     )
     issuances = sorted(
         IssuanceRange(r.issuer, r.program, r.unit_type, r.vintage, r.start_serial, r.end_serial)
-        for r in read_rows(federation, code, f"SELECT {_UNIT} FROM issuances")
+        for r in issuance_rows
     )
     totals = {
-        (r.issuer, r.program, r.unit_type, r.vintage, r.state): int(r.quantity)
-        for r in read_rows(
-            federation,
-            code,
-            "SELECT issuer, program, unit_type, vintage, state, "
-            "SUM(end_serial - start_serial + 1) AS quantity FROM blocks "
-            "GROUP BY issuer, program, unit_type, vintage, state",
-        )
+        (r.issuer, r.program, r.unit_type, r.vintage, r.state): int(r.quantity) for r in total_rows
     }
     now = datetime.now(UTC)
     unsettled = [
         UnsettledTransfer(r.transfer_id, r.side, r.status, r.peer, _age(r.created_at, now))
-        for r in read_rows(
-            federation,
-            code,
-            "SELECT transfer_id, side, status, peer, created_at FROM transfers "
-            "WHERE NOT settled AND side IN ('source', 'destination')",
-        )
+        for r in unsettled_rows
     ]
     return RegistrySnapshot(code, iter(blocks), iter(issuances), totals, unsettled)
 
