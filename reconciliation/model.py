@@ -36,7 +36,9 @@ class Kind:
     SUPPLY_NOT_CONSERVED = "SUPPLY_NOT_CONSERVED"
     TOTALS_MISMATCH = "TOTALS_MISMATCH"
     IN_TRANSIT_TOO_LONG = "IN_TRANSIT_TOO_LONG"
-    #: Reserved for check 5 (transfer logs agree); not emitted by this core yet.
+    #: Issued serials that no registry reports in any state (check 3, named by range).
+    UNITS_HELD_NOWHERE = "UNITS_HELD_NOWHERE"
+    #: Check 5: a transfer's source and destination records contradict each other.
     TRANSFER_LOGS_DISAGREE = "TRANSFER_LOGS_DISAGREE"
 
 
@@ -109,6 +111,49 @@ class UnsettledTransfer(NamedTuple):
     age_seconds: float
 
 
+class TransferRecord(NamedTuple):
+    """An interstate transfer as one registry records it (check 5). A snapshot streams its
+    records sorted by ``transfer_id``; ``registry`` is the reporting registry."""
+
+    transfer_id: str
+    registry: str
+    side: str  # "source" or "destination"
+    peer: str
+    status: str  # proposed, accepted, completed, rejected, terminated, cancelled
+    settled: bool
+    quantity: int
+
+
+class JournalMove(NamedTuple):
+    """A journal movement of one transfer's serials inside ``registry`` after its snapshot's
+    position: the evidence that the transfer progressed between two registries' reads.
+    ``from_state`` is None when the serials arrived, ``to_state`` None when they left."""
+
+    registry: str
+    seq: int
+    transfer_id: str
+    issuer: str
+    program: str
+    unit_type: str
+    vintage: int
+    start: int
+    end: int
+    from_state: str | None
+    to_state: str | None
+
+
+@dataclass(frozen=True)
+class JournalWindow:
+    """What one registry's journal says after its snapshot position, up to the end of the run:
+    the moves of transfers, and its current records of the transfers moved or asked about."""
+
+    registry: str
+    after: int
+    upto: int
+    moves: Sequence[JournalMove] = ()
+    records: Mapping[str, TransferRecord] = field(default_factory=dict)
+
+
 #: (issuer, program, unit_type, vintage)
 ClassKey = tuple[str, str, str, int]
 #: (issuer, program, unit_type, vintage, state) -> quantity
@@ -130,6 +175,8 @@ class RegistrySnapshot:
     issuances: Iterable[IssuanceRange] = ()
     totals: Mapping[TotalsKey, int] = field(default_factory=dict)
     unsettled: Sequence[UnsettledTransfer] = ()
+    #: Interstate transfer records sorted by transfer id, consumed after ``blocks`` (check 5).
+    transfers: Iterable[TransferRecord] = ()
 
 
 class MalformedSnapshot(Exception):
