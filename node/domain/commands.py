@@ -211,3 +211,26 @@ class GatewayStep(Command):
     kind: ClassVar[str] = "gateway-step"
     transfer_id: str
     step: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApplyVerdict(Command):
+    """Apply a verified reconciliation verdict: quarantine the registry's disputed ``blocks``,
+    or, for a clean run (``release``), release every quarantined block.
+
+    Its operation id is derived from the run id, so a verdict fetched twice applies once.
+    """
+
+    kind: ClassVar[str] = "apply-verdict"
+    run_id: str
+    sequence: int
+    status: str
+    release: bool
+    blocks: tuple[UnitBlock, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.sequence <= 0:
+            raise InvalidArgument(f"a verdict's sequence is positive, got {self.sequence}")
+        if self.release and self.blocks:
+            raise InvalidArgument("a releasing verdict names no disputed blocks")

@@ -138,6 +138,24 @@ class IssuanceOverlap(RegistryError):
     number = 1403
 
 
+class UnitsQuarantined(RegistryError):
+    """Named serials are held but quarantined: reconciliation disputes them."""
+
+    code = "UNITS_QUARANTINED"
+    number = 1404
+    hint = (
+        "A reconciliation run found these serials disputed; `regfed reconcile show latest` names "
+        "the discrepancy. A later clean run releases them."
+    )
+
+
+class StaleVerdict(RegistryError):
+    """A reconciliation verdict older than one this registry already applied."""
+
+    code = "STALE_VERDICT"
+    number = 1601
+
+
 class IdempotencyConflict(RegistryError):
     code = "IDEMPOTENCY_CONFLICT"
     number = 1501

@@ -15,7 +15,7 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import InsufficientHoldings, UnitsNotHeld
+from .errors import InsufficientHoldings, UnitsNotHeld, UnitsQuarantined
 from .holdings import Holding
 from .serials import SerialRange, UnitBlock
 
@@ -65,6 +65,7 @@ def take_quantity(ordered: Iterable[Holding], quantity: int, account: str) -> li
 
 def take_blocks(candidates: Iterable[Holding], wanted: list[UnitBlock], account: str) -> list[Take]:
     """Take exactly the ``wanted`` serials; ``candidates`` are the account's overlapping rows."""
+    candidates = list(candidates)
     ordered_wanted = sorted(wanted)
     for a, b in itertools.pairwise(ordered_wanted):
         if a.unit_class == b.unit_class and a.serials.overlaps(b.serials):
@@ -88,6 +89,19 @@ def take_blocks(candidates: Iterable[Holding], wanted: list[UnitBlock], account:
             takes.append(Take(h, part))
             gaps = [piece for g in gaps for piece in g.minus(part)]
         missing.extend(UnitBlock(want.unit_class, g) for g in gaps)
+    quarantined = [
+        m
+        for m in missing
+        for h in candidates
+        if h.quarantined and h.unit_class == m.unit_class and h.serials.overlaps(m.serials)
+    ]
+    if quarantined:
+        raise UnitsQuarantined(
+            f"account {account} holds quarantined serials: "
+            + ", ".join(str(m) for m in quarantined[:10]),
+            account=account,
+            blocks=[m.to_dict() for m in quarantined],
+        )
     if missing:
         raise UnitsNotHeld(
             f"account {account} does not hold, spendable, "

@@ -534,6 +534,28 @@ class LedgerTx:
         rows = _TRANSFER_BLOCKS.rows(self.conn, {"p_transfer": transfer_id, "p_state": state.value})
         return [_holding(r) for r in rows]
 
+    def quarantined_blocks(self) -> list[Holding]:
+        b = t.blocks
+        rows = self.conn.execute(
+            select(b)
+            .where(b.c.quarantined.is_(True))
+            .order_by(b.c.issuer, b.c.program, b.c.unit_type, b.c.vintage, b.c.start_serial)
+        )
+        return [_holding(r) for r in rows]
+
+    def set_quarantined(self, holding: Holding, quarantined: bool) -> None:
+        """Compare-and-set the quarantine flag of one row (its place and serials unchanged)."""
+        b = t.blocks
+        changed = self.conn.execute(
+            update(b)
+            .where(b.c.id == holding.id, b.c.version == holding.version)
+            .values(quarantined=quarantined, version=holding.version + 1)
+        ).rowcount
+        if changed != 1:
+            raise ConcurrentModification(
+                f"block {holding.block} changed under this operation", block=holding.block.to_dict()
+            )
+
     def account_blocks(self, account_id: int) -> list[Holding]:
         """Blocks held by the account, plus final blocks attributed to it, in selection order."""
         b = t.blocks

@@ -1,0 +1,71 @@
+"""Quarantine: a registry's own disputed blocks, as a verified reconciliation verdict names them.
+
+The oversight node signs each run's verdict for each registry; the gateway verifies it (see
+``gateway/verdicts.py``) and applies it here as one journaled operation. A quarantined block
+stays where it is and keeps every state change already under way (an incoming credit of a
+committed transfer still lands, quarantined), but it cannot be sent, retired or surrendered:
+selection skips it and naming its serials is refused with ``UNITS_QUARANTINED``. Only a later
+clean run releases it; nothing else in the registry is frozen.
+
+Verdicts apply in run order: the registry keeps the sequence of the last one it applied and
+refuses an older one (``STALE_VERDICT``), so a replayed old clean result cannot release blocks a
+newer run disputes.
+"""
+
+from __future__ import annotations
+
+from .domain.actors import Actor, ActorKind
+from .domain.commands import ApplyVerdict
+from .domain.errors import NotAuthorized, StaleVerdict
+from .ledger import Ledger, OperationResult, Work
+from .storage.store import LedgerTx
+
+#: registry_meta key: the sequence of the last verdict applied.
+LAST_VERDICT = "reconciliation.last_verdict_sequence"
+
+
+def last_verdict_sequence(tx: LedgerTx) -> int:
+    return int(tx.get_meta(LAST_VERDICT) or 0)
+
+
+def apply_verdict(ledger: Ledger, command: ApplyVerdict, actor: Actor) -> OperationResult:
+    def body(tx: LedgerTx, work: Work) -> None:
+        if actor.kind is not ActorKind.OVERSIGHT:
+            raise NotAuthorized(
+                f"only the oversight node's signed verdict quarantines blocks; {actor} may not",
+                actor=str(actor),
+            )
+        last = last_verdict_sequence(tx)
+        if command.sequence <= last:
+            raise StaleVerdict(
+                f"run {command.run_id} has sequence {command.sequence}; this registry already "
+                f"applied the verdict of sequence {last}",
+                run_id=command.run_id,
+                sequence=command.sequence,
+                applied=last,
+            )
+        changed = []
+        if command.release:
+            for holding in tx.quarantined_blocks():
+                tx.set_quarantined(holding, False)
+                changed.append(holding.block.to_dict())
+        else:
+            for block in command.blocks:
+                for holding in tx.overlapping(block.unit_class, block.serials):
+                    if not holding.quarantined:
+                        tx.set_quarantined(holding, True)
+                        changed.append(holding.block.to_dict())
+        tx.set_meta(LAST_VERDICT, str(command.sequence))
+        work.detail.update(
+            run_id=command.run_id,
+            sequence=command.sequence,
+            status=command.status,
+            disputed=[b.to_dict() for b in command.blocks],
+            **{"released" if command.release else "quarantined": changed},
+        )
+
+    return ledger.run(command, actor, "apply-verdict", body)
+
+
+def oversight_actor(code: str) -> Actor:
+    return Actor(ActorKind.OVERSIGHT, code)
