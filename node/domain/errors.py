@@ -138,8 +138,8 @@ class IssuanceOverlap(RegistryError):
     number = 1403
 
 
-class UnitsQuarantined(RegistryError):
-    """Named serials are held but quarantined: reconciliation disputes them."""
+class UnitsQuarantined(UnitsNotHeld):
+    """Named serials are held but quarantined: reconciliation disputes them (not spendable)."""
 
     code = "UNITS_QUARANTINED"
     number = 1404

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import InsufficientHoldings, UnitsNotHeld, UnitsQuarantined
-from .holdings import Holding
+from .holdings import BlockState, Holding
 from .serials import SerialRange, UnitBlock
 
 
@@ -89,13 +89,17 @@ def take_blocks(candidates: Iterable[Holding], wanted: list[UnitBlock], account:
             takes.append(Take(h, part))
             gaps = [piece for g in gaps for piece in g.minus(part)]
         missing.extend(UnitBlock(want.unit_class, g) for g in gaps)
+    # Held but disputed by reconciliation: when that is the only reason, say so.
     quarantined = [
-        m
+        UnitBlock(m.unit_class, part)
         for m in missing
         for h in candidates
-        if h.quarantined and h.unit_class == m.unit_class and h.serials.overlaps(m.serials)
+        if h.quarantined
+        and h.state is BlockState.HELD
+        and h.unit_class == m.unit_class
+        and (part := h.serials.intersection(m.serials)) is not None
     ]
-    if quarantined:
+    if quarantined and sum(q.quantity for q in quarantined) == sum(m.quantity for m in missing):
         raise UnitsQuarantined(
             f"account {account} holds quarantined serials: "
             + ", ".join(str(m) for m in quarantined[:10]),

@@ -277,7 +277,13 @@ def check_take_blocks(rows: list[Holding], wanted: list[UnitBlock]) -> None:
     with pytest.raises(UnitsNotHeld) as caught:
         take_blocks(candidates, wanted, "PA-000017-49")
     error = caught.value
-    assert error.code == "UNITS_NOT_HELD"
+    # When every missing serial is held but quarantined, that is the refusal; else all missing.
+    disputed = missing <= set(
+        expand_dicts(
+            [r.block.to_dict() for r in rows if r.quarantined and r.state is BlockState.HELD]
+        )
+    )
+    assert error.code == ("UNITS_QUARANTINED" if disputed else "UNITS_NOT_HELD")
     assert error.details["account"] == "PA-000017-49"
     listed = expand_dicts(error.details["blocks"])
     assert len(listed) == len(set(listed)), "a missing serial is listed twice"
