@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from regfed.node import (
@@ -13,8 +15,11 @@ from regfed.node import (
     Issue,
     OpenAccount,
     Registry,
+    RegistryError,
     RepresentativeSpec,
+    Selection,
     StatePurpose,
+    Transfer,
     open_registry,
 )
 
@@ -107,3 +112,37 @@ def ledger_digest(reg: Registry) -> str:
             for row in rows:
                 h.update(repr(tuple(row)).encode())
     return h.hexdigest()
+
+
+def refused(reg: Registry, code: str, call: Callable[[], object]) -> RegistryError:
+    before = ledger_digest(reg)
+    with pytest.raises(RegistryError) as caught:
+        call()
+    assert caught.value.code == code, caught.value
+    assert ledger_digest(reg) == before, "a refusal changed the database"
+    return caught.value
+
+
+def alloc(reg: Registry) -> str:
+    return reg.state_account(StatePurpose.ALLOCATION).label
+
+
+def fund(reg: Registry, account: str, quantity: int, **kw: Any) -> None:
+    reg.ledger.transfer(
+        Transfer(
+            operation_id=op_id("fund"),
+            from_account=alloc(reg),
+            to_account=account,
+            selection=Selection(quantity=quantity, **kw),
+        ),
+        reg.ledger.administrator,
+    )
+
+
+def send(reg: Registry, src: str, dst: str, actor: Actor, **sel: Any) -> object:
+    return reg.ledger.transfer(
+        Transfer(
+            operation_id=op_id("t"), from_account=src, to_account=dst, selection=Selection(**sel)
+        ),
+        actor,
+    )

@@ -3,8 +3,7 @@ and no change to any table (digest of every table before and after)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -28,7 +27,18 @@ from regfed.node import (
     open_registry,
 )
 from regfed.node.domain.account_numbers import AccountNumber
-from support import issue, ledger_digest, op_id, open_compliance, open_general, person
+from support import (
+    alloc,
+    fund,
+    issue,
+    ledger_digest,
+    op_id,
+    open_compliance,
+    open_general,
+    person,
+    refused,
+    send,
+)
 
 
 @pytest.fixture
@@ -36,40 +46,6 @@ def reg(db_url: str) -> Iterator[Registry]:
     registry = open_registry(db_url, "PA")
     yield registry
     registry.close()
-
-
-def refused(reg: Registry, code: str, call: Callable[[], object]) -> RegistryError:
-    before = ledger_digest(reg)
-    with pytest.raises(RegistryError) as caught:
-        call()
-    assert caught.value.code == code, caught.value
-    assert ledger_digest(reg) == before, "a refusal changed the database"
-    return caught.value
-
-
-def alloc(reg: Registry) -> str:
-    return reg.state_account(StatePurpose.ALLOCATION).label
-
-
-def fund(reg: Registry, account: str, quantity: int, **kw: Any) -> None:
-    reg.ledger.transfer(
-        Transfer(
-            operation_id=op_id("fund"),
-            from_account=alloc(reg),
-            to_account=account,
-            selection=Selection(quantity=quantity, **kw),
-        ),
-        reg.ledger.administrator,
-    )
-
-
-def send(reg: Registry, src: str, dst: str, actor: Actor, **sel: Any) -> object:
-    return reg.ledger.transfer(
-        Transfer(
-            operation_id=op_id("t"), from_account=src, to_account=dst, selection=Selection(**sel)
-        ),
-        actor,
-    )
 
 
 def test_account_numbers_refuse_typos_and_other_registries(reg: Registry) -> None:

@@ -21,9 +21,7 @@ from regfed.node import (
 from regfed.node.domain.actors import Actor
 from regfed.node.domain.commands import ApplyVerdict
 from regfed.node.quarantine import apply_verdict, oversight_actor
-from support import issue, op_id, open_general, person
-
-from .test_ledger_rules import fund, refused, send
+from support import fund, issue, op_id, open_general, person, refused, send
 
 UC = UnitClass("PA", "RGGI", "allowance", 2025)
 
