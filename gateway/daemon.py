@@ -47,6 +47,7 @@ from .transport import (
     channel_credentials,
     server_credentials,
 )
+from .verdicts import VerdictPoller
 from .watch import TransferWatch
 from .workers import Workers
 
@@ -80,6 +81,9 @@ class NodeConfig:
     #: Seconds a stopping node (SIGTERM) gives calls in flight before cancelling them; whatever
     #: is cancelled then is re-driven after a restart, so this bounds only how long a stop takes.
     shutdown_grace: float = 10.0
+    #: Seconds between asks for this registry's reconciliation verdict at the oversight node
+    #: (quarantine of disputed blocks, release after a clean run); 0: never ask.
+    verdict_poll: float = 30.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -194,6 +198,10 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     gc.freeze()
     watch = DirectoryWatch(config, gateway)
     driver = loop.create_task(dispatcher.redrive_forever(config.redrive_interval, watch.poll))
+    verdicts = VerdictPoller(gateway, channel_credentials(ca, cert, key))
+    poller = (
+        loop.create_task(verdicts.run_forever(config.verdict_poll)) if config.verdict_poll else None
+    )
     ready = {"registry": config.registry, "listen": config.listen}
     print(json.dumps({"event": "ready", **ready, "metrics": config.metrics_listen}), flush=True)
     await stop.wait()
@@ -209,11 +217,14 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     health.stop()
     settlements.close()
     driver.cancel()
+    if poller is not None:
+        poller.cancel()
     await server.stop(grace=grace)
     unsent = await dispatcher.drain(grace - (loop.time() - began))
     if exporter is not None:
         exporter.close()
     await dispatcher.close()
+    await verdicts.close()
     workers.close()
     registry.close()
     took = loop.time() - began

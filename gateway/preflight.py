@@ -172,10 +172,11 @@ class Preflight:
 
     def _timings(self) -> str:
         """Every number of seconds (NodeConfig's floats) is positive; a grace period may be 0
-        (stop at once)."""
+        (stop at once), and so may the verdict poll (never ask)."""
         numbers = {k: v for k, v in self.config.__dict__.items() if isinstance(v, float)}
+        may_be_zero = {"shutdown_grace", "verdict_poll"}
         wrong = [
-            f"{k} = {v}" for k, v in numbers.items() if v < 0 or (v == 0 and k != "shutdown_grace")
+            f"{k} = {v}" for k, v in numbers.items() if v < 0 or (v == 0 and k not in may_be_zero)
         ]
         if wrong:
             raise Problem(
