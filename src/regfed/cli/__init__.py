@@ -19,6 +19,7 @@ from . import (
     _ledger,
     _node,
     _oversight,
+    _reconcile,
     _scenario,
     _sim,
     _status,
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     _certs.register(commands)
     _node.register(commands)
     _oversight.register(commands)
+    _reconcile.register(commands)
     _transfer.register(commands)
     _status.register(commands)
     _scenario.register(commands)

@@ -1,0 +1,103 @@
+"""The oversight node's API for the CLI and tests: run reconciliation now, list and show runs,
+record a resolution. Every result is verified against the oversight member's key pinned in
+the directory before it is believed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from regfed.certs.documents import open_document
+from regfed.certs.identity import Role
+from regfed.gateway._generated.reconciliation.v1 import reconciliation_pb2, reconciliation_pb2_grpc
+from regfed.gateway.transport import CODE_KEY, channel_credentials
+from regfed.gateway.verdicts import document_of, oversight_member
+
+from .client import TransferFailed
+from .federation import Federation
+
+#: (stage, registry, done, total)
+ProgressCallback = Callable[[str, str, int, int], None]
+
+
+@dataclass
+class OversightClient:
+    federation: Federation
+    role: Role = Role.OVERSIGHT
+    registry: str | None = None
+    timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        directory = self.federation.directory()
+        member = oversight_member(directory)
+        if member is None:
+            raise ValueError(f"the directory of {self.federation.file} lists no oversight node")
+        self.member = member
+        code = self.registry or self.federation.registries[0]
+        chain, key = self.federation.credential(code, self.role)
+        credentials = channel_credentials(
+            self.federation.ca.read_bytes(), chain.read_bytes(), key.read_bytes()
+        )
+        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        self.channel = grpc.secure_channel(member.endpoint, credentials, options)
+        self.stub = reconciliation_pb2_grpc.OversightStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> OversightClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _verified(self, reply: reconciliation_pb2.SignedDocument) -> dict[str, Any]:
+        return open_document(document_of(reply), self.member)
+
+    def reconcile(self, progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Run now; returns the verified result document."""
+        try:
+            for event in self.stub.Reconcile(reconciliation_pb2.ReconcileRequest()):
+                if event.HasField("progress"):
+                    p = event.progress
+                    if progress is not None:
+                        progress(p.stage, p.registry, p.done, p.total)
+                elif event.HasField("result"):
+                    return self._verified(event.result)
+        except grpc.RpcError as error:
+            raise _failed(error) from None
+        raise TransferFailed("UNAVAILABLE", "NO_RESULT", "the run ended without a result")
+
+    def runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        reply = self._call(self.stub.ListRuns, reconciliation_pb2.ListRunsRequest(limit=limit))
+        return [json.loads(r) for r in reply.runs]
+
+    def show(self, run: str) -> dict[str, Any]:
+        return self._verified(
+            self._call(self.stub.GetRun, reconciliation_pb2.GetRunRequest(run=run))
+        )
+
+    def resolve(self, run_id: str, resolved_by: str, note: str) -> dict[str, Any]:
+        request = reconciliation_pb2.ResolveRequest(
+            run_id=run_id, resolved_by=resolved_by, note=note
+        )
+        return self._verified(self._call(self.stub.Resolve, request))
+
+    def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise _failed(error) from None
+
+
+def _failed(error: grpc.RpcError) -> TransferFailed:
+    metadata = dict(error.trailing_metadata() or ())  # type: ignore[attr-defined]
+    status = error.code().name  # type: ignore[attr-defined]
+    code = str(metadata.get(CODE_KEY, status))
+    details = str(error.details() or "")  # type: ignore[attr-defined]
+    message = details.split(": ", 1)[-1] if details.startswith(code) else details
+    return TransferFailed(status, code, message)
