@@ -230,6 +230,14 @@ def test_an_unreachable_database_is_refused_with_a_typed_error() -> None:
     assert refused.value.code == "RUN_STORE_UNUSABLE"
 
 
+def test_a_database_with_only_some_of_the_tables_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    with RunStore(url) as store, store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE resolutions"))
+    with pytest.raises(RunStoreUnusable, match=r"only some of its tables \(run_sequence, runs\)"):
+        RunStore(url)
+
+
 def test_a_finished_run_keeps_its_signed_result(store: RunStore) -> None:
     run = store.begin("on_demand")
     done = finish(store, run, "inconsistent", discrepancies=3)

@@ -153,6 +153,9 @@ class RunStore:
         try:
             with self._write() as conn:
                 create_tables(conn)
+        except RunStoreUnusable:
+            self.engine.dispose()
+            raise
         except OperationalError as error:
             self.engine.dispose()
             shown = make_url(url).render_as_string(hide_password=True)
