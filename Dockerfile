@@ -13,10 +13,10 @@ COPY certs certs
 RUN pip install --no-cache-dir . && rm -rf /build
 
 # A fixed, unprivileged user: keys are written 0600 by the certs job and read by the nodes, so
-# both must run as the same uid. The certs folder exists in the image, owned by that user, so
-# a fresh named volume mounted there starts with the right owner.
+# both must run as the same uid. The certs folder (and the oversight node's run folder) exist in
+# the image, owned by that user, so a fresh named volume mounted there starts with the right owner.
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/regfed regfed \
-    && mkdir -p /var/lib/regfed/certs /var/lib/regfed/authority \
+    && mkdir -p /var/lib/regfed/certs /var/lib/regfed/authority /var/lib/regfed/oversight \
     && chown -R regfed:regfed /var/lib/regfed
 USER regfed
 WORKDIR /var/lib/regfed

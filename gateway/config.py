@@ -5,7 +5,9 @@ dataclass passed as ``schema``, e.g. :class:`~regfed.oversight.config.OversightC
 of the file (same name) and an environment variable (``REGFED_`` + the name in capitals); a field
 added to NodeConfig is configurable both ways with no change here, because keys, types and
 defaults are read from the dataclass itself. Precedence, lowest first: the field's default, the
-file, the environment.
+file, the environment. A schema may refuse a value its type allows (OversightConfig refuses a
+time zone that does not exist) by raising :class:`~regfed.oversight.config.SettingRefused` when
+it is made; the refusal is reported as a ConfigError naming where the value came from.
 
 Values are coerced from the field's annotation: ``str``, ``int``, ``float``, ``bool``, ``Path``,
 ``tuple[Path, ...]``, ``Literal[...]`` and ``X | None``. Relative paths in the file resolve
@@ -24,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar, overload
+
+from regfed.oversight.config import SettingRefused
 
 from .daemon import NodeConfig
 
@@ -132,7 +136,12 @@ def load_config(
         )
     for key in known:
         sources.setdefault(key, "default")
-    return LoadedConfig(schema(**values), sources, file)
+    try:
+        config = schema(**values)
+    except SettingRefused as refused:
+        # The schema judged a value its type allowed (e.g. a time zone name); say where it was.
+        raise ConfigError(f"{sources[refused.key]}: {refused}", refused.key) from None
+    return LoadedConfig(config, sources, file)
 
 
 def _read_file(file: Path) -> dict[str, Any]:

@@ -6,7 +6,7 @@ failed (no point reporting "key does not match" when the key did not load). Noth
 and, unless asked, no database connection is made: the check runs in a container health gate
 or a CI job before anything else exists. The oversight node is checked the same way, as the
 oversight member (role ``oversight``), without the registry's own steps (database, programs,
-revocation lists).
+revocation lists) and with its own: ``runs`` says where its run table is and when it reconciles.
 """
 
 from __future__ import annotations
@@ -104,6 +104,8 @@ class Preflight:
                 ("database", (), self._database),
                 ("programs", (), self._programs),
             ]
+        else:
+            steps.append(("runs", (), self._runs))
         for name, needs, step in steps:
             failed = [n for n in needs if n not in self.loaded]
             if failed:
@@ -347,6 +349,19 @@ class Preflight:
             present.append(str(path))
         absent = len(self.config.crls) - len(present)
         return f"{len(present)} loaded" + (f", {absent} not there yet" if absent else "")
+
+    def _runs(self) -> str:
+        """Where the oversight node keeps its runs and when it reconciles (both were refused at
+        load if unusable: this says what was understood)."""
+        assert isinstance(self.config, OversightConfig)
+        shown = make_url(normalize_url(self.config.database)).render_as_string(hide_password=True)
+        config = self.config
+        when = (
+            f"nightly at {config.reconcile_at} {config.reconcile_timezone}"
+            if config.reconcile_nightly
+            else "no nightly run (reconcile_nightly = false): on demand only"
+        )
+        return f"runs in {shown} (not connected); {when}"
 
     def _database(self) -> str:
         assert isinstance(self.config, NodeConfig)

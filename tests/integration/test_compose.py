@@ -113,9 +113,11 @@ def test_the_oversight_service_passes_its_check_with_its_own_command_and_environ
         "directory",
         "directory_lists_node",
     }
-    # It has no database, and no registry's steps are run.
+    # No registry's steps are run; its own database is its run table, on its own volume.
     assert not {"database", "programs", "crls"} & {c["name"] for c in report["checks"]}
-    assert "database" not in report["settings"]
+    runs = next(c for c in report["checks"] if c["name"] == "runs")
+    assert runs["ok"] and "nightly at 02:00 UTC" in runs["detail"]
+    assert report["settings"]["database"] == oversight.rewrite("/var/lib/regfed/oversight/runs.db")
     assert report["sources"]["certificate"].endswith("oversight.toml")
     assert report["sources"]["log_format"] == "env REGFED_LOG_FORMAT"
     listed = next(c for c in report["checks"] if c["name"] == "directory_lists_node")
@@ -130,7 +132,8 @@ def test_the_oversight_service_is_wired_as_the_design_requires(compose: dict[str
     assert test[:4] == ["CMD", "regfed", "oversight", "health"]
     assert test[4:] == service["command"][2:]
     assert "certs:/var/lib/regfed/certs:ro" in service["volumes"]
-    # No database: neither a setting nor a service of its own.
+    assert "oversight-runs:/var/lib/regfed/oversight" in service["volumes"]
+    # No database service of its own (its run table is a file on its volume), none set here.
     assert not any("DATABASE" in k for k in service["environment"])
     grace = float(service["environment"]["REGFED_SHUTDOWN_GRACE"])
     assert grace < float(service["stop_grace_period"].removesuffix("s"))

@@ -6,8 +6,10 @@ import dataclasses
 import os
 import typing
 from dataclasses import dataclass
+from datetime import UTC, time
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -225,12 +227,16 @@ def test_the_example_file_loads_with_paths_beside_it() -> None:
     }
 
 
+OVERSIGHT = (
+    'code = "EPA"\nlisten = "0.0.0.0:50051"\nca = "ca.pem"\ncertificate = "tls.pem"\n'
+    'key = "tls.key"\nsigning_key = "signing.key"\ndirectory = "directory.json"\n'
+    'database = "sqlite:///runs.db"\n'
+)
+
+
 def test_the_oversight_nodes_configuration_uses_the_same_loader(tmp_path: Path) -> None:
     file = tmp_path / "oversight.toml"
-    file.write_text(
-        'code = "EPA"\nlisten = "0.0.0.0:50051"\nca = "ca.pem"\ncertificate = "tls.pem"\n'
-        'key = "tls.key"\nsigning_key = "signing.key"\ndirectory = "directory.json"\n'
-    )
+    file.write_text(OVERSIGHT)
     environ = {"REGFED_SHUTDOWN_GRACE": "3", "REGFED_METRICS_LISTEN": "9100"}
     loaded = load_config(file, environ=environ, schema=OversightConfig)
     config = loaded.config
@@ -238,7 +244,78 @@ def test_the_oversight_nodes_configuration_uses_the_same_loader(tmp_path: Path) 
     assert config.ca == tmp_path.resolve() / "ca.pem"
     assert (config.shutdown_grace, config.metrics_listen) == (3.0, "9100")
     assert loaded.sources["shutdown_grace"] == "env REGFED_SHUTDOWN_GRACE"
+    # Its own run database, beside the file like a node's.
+    assert config.database == f"sqlite:///{tmp_path.resolve() / 'runs.db'}"
     # A registry node's key is not an oversight node's.
-    with pytest.raises(ConfigError, match="unknown key 'database'"):
-        file.write_text(file.read_text() + 'database = "sqlite:///x.db"\n')
+    with pytest.raises(ConfigError, match="unknown key 'registry'"):
+        file.write_text(file.read_text() + 'registry = "PA"\n')
+        load_config(file, environ={}, schema=OversightConfig)
+
+
+def test_the_oversight_schedule_defaults_to_two_oclock_utc_nightly(tmp_path: Path) -> None:
+    file = tmp_path / "oversight.toml"
+    file.write_text(OVERSIGHT)
+    config = load_config(file, environ={}, schema=OversightConfig).config
+    assert (config.reconcile_at, config.reconcile_timezone, config.reconcile_nightly) == (
+        "02:00",
+        "UTC",
+        True,
+    )
+    assert (config.reconcile_time, config.reconcile_zone) == (time(2, 0), UTC)
+    environ = {
+        "REGFED_RECONCILE_AT": "23:30",
+        "REGFED_RECONCILE_TIMEZONE": "America/New_York",
+        "REGFED_RECONCILE_NIGHTLY": "false",
+    }
+    config = load_config(file, environ=environ, schema=OversightConfig).config
+    assert config.reconcile_time == time(23, 30)
+    assert config.reconcile_zone == ZoneInfo("America/New_York")
+    assert config.reconcile_nightly is False
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "says"),
+    [
+        (
+            'reconcile_at = "2:00"',
+            "reconcile_at",
+            'write it as 24-hour HH:MM, e.g. reconcile_at = "02:00"',
+        ),
+        ('reconcile_at = "24:00"', "reconcile_at", "is not a time of day"),
+        ('reconcile_at = "02:00:30"', "reconcile_at", "is not a time of day"),
+        (
+            'reconcile_timezone = "Mars/Olympus"',
+            "reconcile_timezone",
+            'reconcile_timezone = "America/New_York"',
+        ),
+        ('reconcile_timezone = "../etc/passwd"', "reconcile_timezone", "is not an IANA time zone"),
+        ('reconcile_nightly = "sometimes"', "reconcile_nightly", "is not true or false"),
+        ('database = "mysql://x@h/db"', "database", "give sqlite:///FILE"),
+    ],
+)
+def test_bad_oversight_settings_are_refused_saying_what_to_write(
+    tmp_path: Path, line: str, key: str, says: str
+) -> None:
+    file = tmp_path / "oversight.toml"
+    file.write_text(OVERSIGHT.replace('database = "sqlite:///runs.db"\n', "") + line + "\n")
+    if key != "database":
+        file.write_text(file.read_text() + 'database = "sqlite:///runs.db"\n')
+    with pytest.raises(ConfigError) as refused:
+        load_config(file, environ={}, schema=OversightConfig)
+    assert refused.value.key == key
+    assert says in str(refused.value)
+    assert str(refused.value).startswith(str(file))
+
+
+def test_a_bad_schedule_from_the_environment_names_the_variable(tmp_path: Path) -> None:
+    file = tmp_path / "oversight.toml"
+    file.write_text(OVERSIGHT)
+    with pytest.raises(ConfigError, match=r"^env REGFED_RECONCILE_AT: reconcile_at = '7pm'"):
+        load_config(file, environ={"REGFED_RECONCILE_AT": "7pm"}, schema=OversightConfig)
+
+
+def test_the_oversight_node_needs_its_run_database(tmp_path: Path) -> None:
+    file = tmp_path / "oversight.toml"
+    file.write_text(OVERSIGHT.replace('database = "sqlite:///runs.db"\n', ""))
+    with pytest.raises(ConfigError, match=r"missing setting.*database.*REGFED_DATABASE"):
         load_config(file, environ={}, schema=OversightConfig)
