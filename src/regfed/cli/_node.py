@@ -120,6 +120,17 @@ def _up(args: argparse.Namespace) -> int:
         }
         for code in federation.registries
     ]
+    if federation.oversight is not None:
+        code = federation.oversight
+        nodes.append(
+            {
+                "registry": f"{code} (oversight)",
+                "endpoint": federation.oversight_config().listen,
+                "metrics": "-",
+                "pid": str(local.processes[code].pid),
+                "log": str(federation.folder / code / "node.log"),
+            }
+        )
     if args.json:
         emit_json({"federation": str(federation.file), "nodes": nodes})
     else:
@@ -129,7 +140,7 @@ def _up(args: argparse.Namespace) -> int:
         print("  then e.g. `regfed transfer holdings --registry PA ACCOUNT`; Ctrl-C stops all")
     sys.stdout.flush()
     while not stopping:
-        dead = [code for code in federation.registries if not local.alive(code)]
+        dead = [code for code in local.processes if not local.alive(code)]
         if dead:
             print(f"error: node {', '.join(dead)} exited; stopping the federation", file=sys.stderr)
             local.stop()

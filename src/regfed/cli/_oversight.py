@@ -4,8 +4,10 @@ environment, as a registry node is run with ``regfed node``."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
+from regfed.local import Federation
 from regfed.oversight.node import run
 
 from . import _node_config
@@ -21,6 +23,12 @@ def register(commands: Any) -> None:
         "run", help="serve the oversight node until SIGTERM/Ctrl-C, from --config FILE"
     )
     _node_config.add_config_option(p)
+    p.add_argument(
+        "--federation",
+        type=Path,
+        default=None,
+        help="or: the oversight node of a local federation (the federation.json of `regfed up`)",
+    )
     p.add_argument("--reflection", action="store_true", help="switch gRPC server reflection on")
     p.set_defaults(handler=_run)
     _node_config.register(sub, _node_config.OVERSIGHT)
@@ -28,5 +36,9 @@ def register(commands: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     overrides = {"reflection": True} if args.reflection else {}
+    if args.federation is not None:
+        if args.config is not None:
+            raise ValueError("--config and --federation do not mix: give one")
+        return run(Federation.load(args.federation).oversight_config(**overrides))
     loaded = _node_config.load_oversight(args, **overrides)
     return EXIT_FAILED if loaded is None else run(loaded.config)

@@ -17,6 +17,7 @@ from regfed.certs.directory import Directory
 from regfed.certs.identity import Role
 from regfed.certs.local import BASE_PORT, LOCAL_ADMINISTRATOR, LOCAL_TRADER, init_federation
 from regfed.gateway.daemon import NodeConfig, load_directory
+from regfed.oversight.config import OversightConfig
 
 FEDERATION_ENV = "REGFED_FEDERATION"
 FORMAT = "regfed-federation/1"
@@ -101,6 +102,38 @@ class Federation:
             **settings,
         )
 
+    @property
+    def oversight(self) -> str | None:
+        """The oversight node's code (it runs as a process of the local federation too)."""
+        code = self.data.get("oversight")
+        return None if code is None else str(code)
+
+    def oversight_config(self, **overrides: Any) -> OversightConfig:
+        """The oversight node's settings: its endpoint from the directory, its run table in
+        ``<folder>/<CODE>/oversight.db``, and ``oversight_settings`` from the file."""
+        code = self.oversight
+        if code is None:
+            raise ValueError(f"{self.file} names no oversight node")
+        member = self.directory().member(code)
+        if member is None:
+            raise ValueError(f"the directory of {self.file} does not list {code}")
+        settings = {
+            "database": f"sqlite:///{self.folder / code / 'oversight.db'}",
+            "log_format": self.data.get("settings", {}).get("log_format", "text"),
+            **self.data.get("oversight_settings", {}),
+            **overrides,
+        }
+        return OversightConfig(
+            code=code,
+            listen=member.endpoint,
+            ca=self.ca,
+            certificate=self.certs / code / "tls.pem",
+            key=self.certs / code / "tls.key",
+            signing_key=self.certs / code / "signing.key",
+            directory=self.path(self.data["directory"]),
+            **settings,
+        )
+
     def credential(self, code: str, role: Role, person: str | None = None) -> tuple[Path, Path]:
         """(certificate chain, private key) a CLI user presents at ``code``'s client API."""
         code = self._code(code)
@@ -147,6 +180,7 @@ def create_federation(
     databases: dict[str, str] | None = None,
     settings: dict[str, Any] | None = None,
     metrics: bool = True,
+    oversight_settings: dict[str, Any] | None = None,
 ) -> Federation:
     """Credentials on first use, then ``federation.json``; an existing federation is reused.
 
@@ -178,6 +212,9 @@ def create_federation(
         "directory": "certs/directory.json",
         "oversight": oversight,
         "settings": settings or {},
+        # A local federation reconciles on demand (`regfed reconcile`); a nightly run would
+        # start at every `regfed up` after 02:00 UTC. Set reconcile_nightly here to have one.
+        "oversight_settings": {"reconcile_nightly": False, **(oversight_settings or {})},
         "nodes": {
             code: {
                 "endpoint": endpoints[code],
@@ -187,7 +224,7 @@ def create_federation(
             for code in registries
         },
     }
-    for code in registries:
+    for code in [*registries, oversight]:
         (folder / code).mkdir(exist_ok=True)
     file.write_text(json.dumps(data, indent=2) + "\n")
     return Federation(file, data)

@@ -95,9 +95,9 @@ class OversightClient:
 
 
 def _failed(error: grpc.RpcError) -> TransferFailed:
-    metadata = dict(error.trailing_metadata() or ())  # type: ignore[attr-defined]
-    status = error.code().name  # type: ignore[attr-defined]
+    metadata = dict(error.trailing_metadata() or ())
+    status = error.code().name
     code = str(metadata.get(CODE_KEY, status))
-    details = str(error.details() or "")  # type: ignore[attr-defined]
+    details = str(error.details() or "")
     message = details.split(": ", 1)[-1] if details.startswith(code) else details
     return TransferFailed(status, code, message)

@@ -33,7 +33,10 @@ class LocalFederation:
     logs: dict[str, IO[bytes]] = field(default_factory=dict)
 
     def start(self, codes: list[str] | None = None, env: Mapping[str, str] | None = None) -> None:
-        codes = codes or self.federation.registries
+        """Start ``codes`` (default: every registry, then the oversight node)."""
+        if codes is None:
+            oversight = self.federation.oversight
+            codes = [*self.federation.registries, *([oversight] if oversight else [])]
         for code in codes:
             self._spawn(code, env)
         for code in codes:
@@ -45,17 +48,12 @@ class LocalFederation:
         log_path = self.federation.folder / code / "node.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.logs[code] = log_path.open("ab")
-        command = [
-            sys.executable,
-            "-m",
-            "regfed.cli",
-            "node",
-            "run",
-            "--federation",
-            str(self.federation.file),
-            "--registry",
-            code,
-        ]
+        command = [sys.executable, "-m", "regfed.cli"]
+        if code == self.federation.oversight:
+            command += ["oversight", "run", "--federation", str(self.federation.file)]
+        else:
+            command += ["node", "run", "--federation", str(self.federation.file)]
+            command += ["--registry", code]
         self.processes[code] = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,

@@ -61,12 +61,22 @@ class OversightConfig:
     reconcile_timezone: str = "UTC"
     #: False: no scheduled run; on-demand runs only.
     reconcile_nightly: bool = True
+    #: Seconds a transfer may stay in transit (escrowed at its source, pinned at its
+    #: destination) before reconciliation reports it (IN_TRANSIT_TOO_LONG); default 24 hours.
+    settlement_limit: float = 86_400.0
+    #: Seconds to wait for a registry to accept a connection before a run ends incomplete.
+    registry_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         # Each refused here rather than at the first night: a node must not start with a
         # schedule it cannot keep.
         parse_time_of_day(self.reconcile_at)
         parse_time_zone(self.reconcile_timezone)
+        for key in ("settlement_limit", "registry_timeout"):
+            if not getattr(self, key) > 0:
+                raise SettingRefused(
+                    key, f"{key} = {getattr(self, key)!r} is not a positive number of seconds"
+                )
         try:
             normalize_url(self.database)
         except RegistryError as error:

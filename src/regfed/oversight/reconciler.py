@@ -92,6 +92,14 @@ class Reconciler:
         #: Called with each registry's code once its read has begun (a test hook: it lets a
         #: test settle a transfer between two registries' reads, deterministically).
         self.between_reads = between_reads
+        self._calls: list[Any] = []
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Stop a run in flight from another thread: its streams end, the run is incomplete."""
+        self.cancelled = True
+        for call in list(self._calls):
+            call.cancel()
 
     def run(self, run_id: str, targets: list[Target]) -> Outcome:
         options = [
@@ -101,7 +109,7 @@ class Reconciler:
         channels = {
             t.code: grpc.secure_channel(t.endpoint, self.credentials, options) for t in targets
         }
-        calls: list[Any] = []
+        calls = self._calls
         try:
             return self._run(run_id, targets, channels, calls)
         finally:

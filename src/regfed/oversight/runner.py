@@ -90,6 +90,7 @@ class RunManager:
         self.between_reads = between_reads
         self._lock = threading.Lock()
         self._current: str | None = None
+        self._reconciler: Reconciler | None = None
         self._verdicts: dict[str, dict[str, Any]] = {}
 
     def run(
@@ -109,22 +110,25 @@ class RunManager:
                 return self._run(row, progress)
             except Exception as error:
                 log.exception("run %s failed", row.run_id)
-                body = {"format": RESULT_FORMAT, "run_id": row.run_id, "status": "failed"}
-                signed = sign_document({**body, "error": str(error)[:2000]}, self.signing_key)
-                self.store.finish(
-                    row.run_id,
-                    "failed",
-                    signed.payload,
-                    signed.signature,
-                    signed.key_id,
-                    registries=[],
-                    missing=[],
-                    counts={},
-                )
+                self.store.fail(row.run_id, f"{type(error).__name__}: {error}"[:2000])
                 raise
         finally:
             self._current = None
+            self._reconciler = None
             self._lock.release()
+
+    def idle(self, timeout: float) -> bool:
+        """Wait until no run is in progress (at most ``timeout`` seconds)."""
+        if not self._lock.acquire(timeout=max(timeout, 0.0)):
+            return False
+        self._lock.release()
+        return True
+
+    def cancel(self) -> None:
+        """Cut a run in flight short (the node is stopping): it ends incomplete."""
+        reconciler = self._reconciler
+        if reconciler is not None:
+            reconciler.cancel()
 
     def _run(self, row: RunRow, progress: Progress) -> RunRow:
         directory = self.directory()
@@ -137,7 +141,12 @@ class RunManager:
             progress=progress,
             between_reads=self.between_reads,
         )
+        self._reconciler = reconciler
         outcome = reconciler.run(row.run_id, targets)
+        if reconciler.cancelled:
+            outcome.missing = outcome.missing or {
+                t.code: "CANCELLED: the oversight node stopped during the run" for t in targets
+            }
         follows: str | None = None
         if outcome.missing:
             status = "incomplete"
@@ -158,6 +167,8 @@ class RunManager:
             registries=[t.code for t in targets],
             missing=sorted(outcome.missing),
             counts=counts,
+            discrepancies=len(outcome.result.discrepancies) if outcome.result else 0,
+            follows_up=follows,
         )
         log.info(
             "run %s (%s) %s: %d discrepancies, %d explained, missing %s",
@@ -215,6 +226,8 @@ class RunManager:
             return None
         document = self._verdicts.get(row.run_id)
         if document is None:
+            if row.document is None:
+                return None
             document = json.loads(row.document)
             self._verdicts = {row.run_id: document}  # only the newest is ever asked for
         if registry not in document.get("registries", []):

@@ -17,19 +17,17 @@ import json
 import logging
 from typing import Any
 
-import grpc
-
 from regfed.certs.documents import SignedDocument
 from regfed.certs.identity import Identity, Role
 from regfed.gateway._generated.reconciliation.v1 import reconciliation_pb2, reconciliation_pb2_grpc
 from regfed.gateway.errors import GatewayError
-from regfed.gateway.transport import Callers, _guarded, _Timed, refuse
+from regfed.gateway.transport import Callers, Context, _guarded, _Timed, refuse
 
+from .run_errors import RunError
 from .runner import RunInProgress, RunManager
-from .runs import RunStoreError
+from .runs import RunRow
 
 log = logging.getLogger("regfed.oversight")
-Context = grpc.aio.ServicerContext[Any, Any]
 MAX_NOTE = 2000
 
 
@@ -39,9 +37,15 @@ def signed_pb(document: SignedDocument) -> reconciliation_pb2.SignedDocument:
     )
 
 
-def _store_error(error: RunStoreError) -> GatewayError:
+def stored_document(row: RunRow) -> SignedDocument:
+    if row.document is None or row.signature is None or row.key_id is None:
+        raise GatewayError("UNKNOWN_RUN", f"run {row.run_id} has no signed result ({row.status})")
+    return SignedDocument(row.document, row.signature, row.key_id)
+
+
+def _store_error(error: RunError) -> GatewayError:
     code = error.code if error.code in ("UNKNOWN_RUN", "NOT_INCONSISTENT") else "INVALID_REQUEST"
-    return GatewayError(code, str(error))
+    return GatewayError(code, error.message)
 
 
 class OversightService(_Timed, reconciliation_pb2_grpc.OversightServicer):
@@ -100,9 +104,7 @@ class OversightService(_Timed, reconciliation_pb2_grpc.OversightServicer):
         except RunInProgress as error:
             await refuse(context, GatewayError("RUN_IN_PROGRESS", str(error)))
             return
-        yield reconciliation_pb2.ReconcileEvent(
-            result=signed_pb(SignedDocument(row.document, row.signature, row.key_id))
-        )
+        yield reconciliation_pb2.ReconcileEvent(result=signed_pb(stored_document(row)))
 
     @_guarded
     async def ListRuns(  # noqa: N802
@@ -124,11 +126,12 @@ class OversightService(_Timed, reconciliation_pb2_grpc.OversightServicer):
             raise GatewayError("INVALID_REQUEST", "name a run id (or latest)")
         try:
             row = await asyncio.to_thread(self.runs.store.get, request.run)
-        except RunStoreError as error:
+        except RunError as error:
             raise _store_error(error) from None
         if row.document is None:
-            raise GatewayError("RUN_IN_PROGRESS", f"run {row.run_id} has not finished yet")
-        return signed_pb(SignedDocument(row.document, row.signature or b"", row.key_id or ""))
+            why = f": {row.reason}" if row.reason else ""
+            raise GatewayError("RUN_IN_PROGRESS", f"run {row.run_id} is {row.status}{why}")
+        return signed_pb(stored_document(row))
 
     @_guarded
     async def GetVerdict(  # noqa: N802
@@ -164,7 +167,7 @@ class OversightService(_Timed, reconciliation_pb2_grpc.OversightServicer):
         try:
             await asyncio.to_thread(self.runs.store.resolve, request.run_id, by, note)
             row = await asyncio.to_thread(self.runs.store.get, request.run_id)
-        except RunStoreError as error:
+        except RunError as error:
             raise _store_error(error) from None
         return signed_pb(
             SignedDocument(row.document or b"", row.signature or b"", row.key_id or "")
