@@ -7,8 +7,10 @@ nothing else is). Cost O(n log n + k) for n blocks and k overlapping pairs (log 
 which is one or two blocks on a sound federation); memory is the open set plus the issuance
 ranges that reach past the current serial, never the whole input.
 
-The same pass checks issuance coverage (check 2), adds up the conservation figures (check 3) and
-each registry's totals (check 4). Ages of transfers in transit are only looked up at the end,
+The same pass checks issuance coverage (check 2), adds up the conservation figures (check 3),
+names every issued serial no block covers (check 3, by range: a gap is seen when the open set
+empties before the next block's start, so the per-block cost is one comparison) and each
+registry's totals (check 4). Ages of transfers in transit are only looked up at the end,
 once the streams' trailers (totals, unsettled transfers) have been read.
 """
 
@@ -230,6 +232,19 @@ class _Run:
                 )
             )
 
+    def held_nowhere(self, start: int, end: int) -> None:
+        """Issued serials of the current class that no registry reports (a maximal range)."""
+        self.emit(
+            Discrepancy(
+                Kind.UNITS_HELD_NOWHERE,
+                (self.cls[0],),
+                *self.cls,
+                start,
+                end,
+                details=(("quantity", end - start + 1),),
+            )
+        )
+
     def finish_class(self, issued: int) -> None:
         """Conservation and totals of the current class (every open block already closed)."""
         s = ClassSummary(issued=issued)
@@ -370,13 +385,28 @@ def _sweep(run: _Run, blocks: Iterator[Block], issuances: Iterator[IssuanceRange
             advance()
         return added
 
+    def nowhere(start: int, end: int) -> None:
+        """No block covers [start, end]: report the issued serials in it, by maximal range.
+        (Pieces are merged when adjacent, so a gap between two blocks meets each at most
+        once; pieces wholly before the gap were already checked.)"""
+        nonlocal issued
+        issued += pull(end)
+        while pieces and pieces[0][1] < start:
+            pieces.popleft()
+        for a, z in pieces:
+            if a > end:
+                break
+            run.held_nowhere(max(a, start), min(z, end))
+
     def end_class() -> None:
         nonlocal issued
+        reach = -1
         while open_set:
             ent = heappop(open_set)
+            reach = ent[0]  # popped by end: the last one reaches furthest
             if ent[3] is not None:
                 run.close(ent)
-        issued += pull(2**63)
+        nowhere(reach + 1, 2**63)
         run.finish_class(issued)
         issued = 0
         pieces.clear()
@@ -387,7 +417,8 @@ def _sweep(run: _Run, blocks: Iterator[Block], issuances: Iterator[IssuanceRange
         while nxt is not None and (new is None or _class_of(nxt) < new):
             cls = run.cls = _class_of(nxt)
             nxt_here = True
-            issued = pull(2**63)
+            issued = 0
+            nowhere(0, 2**63)
             run.finish_class(issued)
             issued = 0
             pieces.clear()
@@ -432,8 +463,13 @@ def _sweep(run: _Run, blocks: Iterator[Block], issuances: Iterator[IssuanceRange
                 heappush(open_set, ent)
                 run.max_open = max(run.max_open, len(open_set))
             else:
+                # Every block seen so far has closed; the last one closed reached furthest.
+                if done[0] + 1 < s:
+                    nowhere(done[0] + 1, s - 1)
                 open_set.append(ent)
-        else:
+        else:  # the first block of its class
+            if s > 0:
+                nowhere(0, s - 1)
             open_set.append(ent)
 
         # Check 2: inside the issuer's ranges.
