@@ -33,6 +33,7 @@ from .model import (
     UnsettledTransfer,
 )
 from .sweep import Explainer, allowed_pair, reconcile
+from .transfer_logs import LOG_RULES, LogRule, disagreement
 
 __all__ = [
     "ALLOWED_PAIRS",
@@ -40,6 +41,7 @@ __all__ = [
     "ESCROWED",
     "HELD",
     "INCOMING",
+    "LOG_RULES",
     "RETIRED",
     "STATES",
     "SURRENDERED",
@@ -54,6 +56,7 @@ __all__ = [
     "JournalMove",
     "JournalWindow",
     "Kind",
+    "LogRule",
     "MalformedSnapshot",
     "ReconciliationResult",
     "RegistrySnapshot",
@@ -61,5 +64,6 @@ __all__ = [
     "TransferRecord",
     "UnsettledTransfer",
     "allowed_pair",
+    "disagreement",
     "reconcile",
 ]

@@ -46,6 +46,7 @@ from .model import (
     UnsettledTransfer,
     piece_order,
 )
+from .transfer_logs import check_transfer_logs
 
 _STATE_SET = frozenset(STATES)
 
@@ -291,11 +292,12 @@ def reconcile(
     max_discrepancies: int = 100_000,
     explainers: Sequence[Explainer] = (),
 ) -> ReconciliationResult:
-    """Check every registry's snapshot against the others (checks 1-4 of issue 5).
+    """Check every registry's snapshot against the others (checks 1-5 of issue 5).
 
-    Streams are consumed once, lazily; a stream that breaks its contract raises
-    :class:`MalformedSnapshot`. At most ``max_discrepancies`` are kept (``truncated`` says when
-    more were found; ``counts`` has them all).
+    Streams are consumed once, lazily: the blocks and issuances in one merged pass, then the
+    transfer records (check 5), then the trailers (totals, unsettled transfers). A stream that
+    breaks its contract raises :class:`MalformedSnapshot`. At most ``max_discrepancies`` are
+    kept (``truncated`` says when more were found; ``counts`` has them all).
     """
     codes = [s.registry for s in snapshots]
     if len(set(codes)) != len(codes):
@@ -306,6 +308,7 @@ def reconcile(
         *(_checked_issuances(s.registry, s.issuances) for s in snapshots)
     )
     _sweep(run, blocks, issuances)
+    records, transfers = check_transfer_logs(run.emit, snapshots)
     _check_totals(run, snapshots)
     _age_in_transit(run, snapshots)
 
@@ -329,6 +332,8 @@ def reconcile(
         "overlaps": run.overlaps,
         "allowed_overlaps": run.allowed_overlaps,
         "in_transit": len(run.in_transit),
+        "transfer_records": records,
+        "transfers": transfers,
         "discrepancies_found": run.found,
         "max_open_blocks": run.max_open,
         **{f"discrepancies.{k}": v for k, v in sorted(run.by_kind.items())},
