@@ -319,7 +319,8 @@ class ReconciliationResult:
     counts: dict[str, int]
     #: True when more discrepancies were found than were kept (see ``max_discrepancies``).
     truncated: bool = False
-    #: Discrepancies an explainer accounted for, with its explanation (see ``Explainer``).
+    #: Discrepancies a journal window accounts for, with a one-line reason naming the
+    #: transfer (see :func:`regfed.reconciliation.explain.explain`).
     explained: list[tuple[Discrepancy, str]] = field(default_factory=list)
 
     @property

@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from .model import (
     ALLOWED_PAIRS,
@@ -49,20 +49,6 @@ from .model import (
 from .transfer_logs import check_transfer_logs
 
 _STATE_SET = frozenset(STATES)
-
-
-class Explainer(Protocol):
-    """Extension point (not implemented here): explain a discrepancy away.
-
-    The networked reconciler will pass one built from each node's journal entries after its
-    snapshot position: a transfer that settled between two nodes' reads makes its units look held
-    twice or held nowhere, and is explained only by a transfer id both sides' records show.
-    Return a short explanation to move the discrepancy to ``ReconciliationResult.explained``,
-    or None to keep it. Check 5 (transfer logs agree) belongs on the same side of the core: it
-    needs the transfer records, not the blocks, and can report ``Kind.TRANSFER_LOGS_DISAGREE``.
-    """
-
-    def explain(self, discrepancy: Discrepancy) -> str | None: ...
 
 
 def allowed_pair(a: Block, b: Block) -> AllowedPair | None:
@@ -290,14 +276,15 @@ def reconcile(
     *,
     settlement_limit_s: float = DEFAULT_SETTLEMENT_LIMIT_S,
     max_discrepancies: int = 100_000,
-    explainers: Sequence[Explainer] = (),
 ) -> ReconciliationResult:
     """Check every registry's snapshot against the others (checks 1-5 of issue 5).
 
     Streams are consumed once, lazily: the blocks and issuances in one merged pass, then the
     transfer records (check 5), then the trailers (totals, unsettled transfers). A stream that
     breaks its contract raises :class:`MalformedSnapshot`. At most ``max_discrepancies`` are
-    kept (``truncated`` says when more were found; ``counts`` has them all).
+    kept (``truncated`` says when more were found; ``counts`` has them all). Differences that a
+    transfer settling between two reads explains are moved aside by
+    :func:`regfed.reconciliation.explain.explain`, given the registries' journal windows.
     """
     codes = [s.registry for s in snapshots]
     if len(set(codes)) != len(codes):
@@ -312,16 +299,7 @@ def reconcile(
     _check_totals(run, snapshots)
     _age_in_transit(run, snapshots)
 
-    explained: list[tuple[Discrepancy, str]] = []
     kept = run.discrepancies
-    if explainers:
-        kept = []
-        for d in run.discrepancies:
-            why = next((w for e in explainers if (w := e.explain(d)) is not None), None)
-            if why is None:
-                kept.append(d)
-            else:
-                explained.append((d, why))
     kept.sort(key=Discrepancy.sort_key)
     run.in_transit.sort(key=InTransit.sort_key)
     counts = {
@@ -344,7 +322,6 @@ def reconcile(
         summary=run.summary,
         counts=counts,
         truncated=run.found > len(run.discrepancies),
-        explained=explained,
     )
 
 

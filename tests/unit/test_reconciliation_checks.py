@@ -211,16 +211,6 @@ def test_discrepancies_beyond_the_limit_are_counted_not_kept() -> None:
     assert result.counts["discrepancies_found"] == 7  # 6 pairs + supply
 
 
-def test_explainers_move_what_they_explain() -> None:
-    class Settled:
-        def explain(self, discrepancy: object) -> str | None:
-            return "t1 settled between the reads"
-
-    result = reconcile(snapshots([blk("PA", 0, 9), blk("NY", 0, 9)]), explainers=[Settled()])
-    assert result.discrepancies == []
-    assert len(result.explained) == 2
-
-
 def test_the_core_imports_no_io_library() -> None:
     code = (
         "import sys, regfed.reconciliation, regfed.reconciliation.bench, "
