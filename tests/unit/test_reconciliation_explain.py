@@ -7,6 +7,7 @@ the journal windows after each read by hand.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 
 import pytest
@@ -182,8 +183,12 @@ def test_each_skew_case_is_found_then_explained(
         if d.kind != SUPPLY:
             assert "t1" in why
     assert explained.counts["explained"] == len(found)
-    # Pure: the input result is as it was.
+    out = json.loads(json.dumps(explained.to_dict()))
+    assert out["clean"] and {e["kind"] for e in out["explained"]} == set(found)
+    # Pure: the input result is as it was; explaining again changes nothing.
     assert kinds(result.discrepancies) == found and result.explained == []
+    again = explain(explained, w)
+    assert again.clean and again.explained == explained.explained
 
 
 def test_without_the_moves_nothing_is_explained(
