@@ -166,8 +166,9 @@ class RegistrySnapshot:
 
     ``blocks`` and ``issuances`` are iterators sorted by (issuer, program, unit_type, vintage,
     start); they are consumed once, lazily. Every block's ``registry`` is this snapshot's
-    (the stream reader sets it). ``totals`` and ``unsettled`` are read only after both
-    iterators are exhausted, so a streaming reader may fill them from the stream's trailer.
+    (the stream reader sets it). ``transfers`` is consumed after every block stream is
+    exhausted, ``totals`` and ``unsettled`` only after that, so a streaming reader may fill
+    them from the stream's trailer.
     """
 
     registry: str
@@ -175,7 +176,8 @@ class RegistrySnapshot:
     issuances: Iterable[IssuanceRange] = ()
     totals: Mapping[TotalsKey, int] = field(default_factory=dict)
     unsettled: Sequence[UnsettledTransfer] = ()
-    #: Interstate transfer records sorted by transfer id, consumed after ``blocks`` (check 5).
+    #: Interstate transfer records sorted by transfer id (one per id), consumed after
+    #: ``blocks`` (check 5); every record's ``registry`` is this snapshot's.
     transfers: Iterable[TransferRecord] = ()
 
 
@@ -236,8 +238,17 @@ class Discrepancy(NamedTuple):
             "end": self.end,
             "pieces": [p.to_dict() for p in self.pieces],
             "transfer_ids": list(self.transfer_ids),
-            "details": dict(self.details),
+            "details": {k: _jsonable(v) for k, v in self.details},
         }
+
+
+def _jsonable(value: Any) -> Any:
+    """Details may hold records (NamedTuples, e.g. check 5's): JSON objects, not arrays."""
+    if hasattr(value, "_asdict"):
+        return value._asdict()
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 class InTransit(NamedTuple):
@@ -308,7 +319,8 @@ class ReconciliationResult:
     counts: dict[str, int]
     #: True when more discrepancies were found than were kept (see ``max_discrepancies``).
     truncated: bool = False
-    #: Discrepancies an explainer accounted for, with its explanation (see ``Explainer``).
+    #: Discrepancies a journal window accounts for, with a one-line reason naming the
+    #: transfer (see :func:`regfed.reconciliation.explain.explain`).
     explained: list[tuple[Discrepancy, str]] = field(default_factory=list)
 
     @property

@@ -32,6 +32,8 @@ class OracleResult:
     #: (block, serial) for every serial of a block outside its issuer's issuances.
     uncovered: Counter[tuple[Block, int]] = field(default_factory=Counter)
     summary: dict[ClassKey, ClassSummary] = field(default_factory=dict)
+    #: (class, serial) for every issued serial that no block of any registry covers.
+    nowhere: set[tuple[ClassKey, int]] = field(default_factory=set)
 
 
 def _key(b: Block) -> ClassKey:
@@ -39,9 +41,9 @@ def _key(b: Block) -> ClassKey:
 
 
 def brute_force(blocks: Iterable[Block], issuances: Iterable[IssuanceRange]) -> OracleResult:
-    """Serial by serial: who has it, is every pair of places allowed, is it issued, and the
-    conservation figures (an escrowed place also pinned as incoming of the same transfer in
-    another registry counts once, as in transit)."""
+    """Serial by serial: who has it, is every pair of places allowed, is it issued, is an
+    issued serial held nowhere, and the conservation figures (an escrowed place also pinned as
+    incoming of the same transfer in another registry counts once, as in transit)."""
     out = OracleResult()
     places: dict[tuple[ClassKey, int], list[Block]] = defaultdict(list)
     for b in blocks:
@@ -73,5 +75,7 @@ def brute_force(blocks: Iterable[Block], issuances: Iterable[IssuanceRange]) -> 
                 s.in_transit += 1
             else:
                 setattr(s, b.state, getattr(s, b.state) + 1)
+    for key, serials in issued.items():
+        out.nowhere.update((key, serial) for serial in serials if (key, serial) not in places)
     out.summary = dict(sorted(out.summary.items()))
     return out

@@ -7,8 +7,10 @@ nothing else is). Cost O(n log n + k) for n blocks and k overlapping pairs (log 
 which is one or two blocks on a sound federation); memory is the open set plus the issuance
 ranges that reach past the current serial, never the whole input.
 
-The same pass checks issuance coverage (check 2), adds up the conservation figures (check 3) and
-each registry's totals (check 4). Ages of transfers in transit are only looked up at the end,
+The same pass checks issuance coverage (check 2), adds up the conservation figures (check 3),
+names every issued serial no block covers (check 3, by range: a gap is seen when the open set
+empties before the next block's start, so the per-block cost is one comparison) and each
+registry's totals (check 4). Ages of transfers in transit are only looked up at the end,
 once the streams' trailers (totals, unsettled transfers) have been read.
 """
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from .model import (
     ALLOWED_PAIRS,
@@ -44,22 +46,9 @@ from .model import (
     UnsettledTransfer,
     piece_order,
 )
+from .transfer_logs import check_transfer_logs
 
 _STATE_SET = frozenset(STATES)
-
-
-class Explainer(Protocol):
-    """Extension point (not implemented here): explain a discrepancy away.
-
-    The networked reconciler will pass one built from each node's journal entries after its
-    snapshot position: a transfer that settled between two nodes' reads makes its units look held
-    twice or held nowhere, and is explained only by a transfer id both sides' records show.
-    Return a short explanation to move the discrepancy to ``ReconciliationResult.explained``,
-    or None to keep it. Check 5 (transfer logs agree) belongs on the same side of the core: it
-    needs the transfer records, not the blocks, and can report ``Kind.TRANSFER_LOGS_DISAGREE``.
-    """
-
-    def explain(self, discrepancy: Discrepancy) -> str | None: ...
 
 
 def allowed_pair(a: Block, b: Block) -> AllowedPair | None:
@@ -230,6 +219,19 @@ class _Run:
                 )
             )
 
+    def held_nowhere(self, start: int, end: int) -> None:
+        """Issued serials of the current class that no registry reports (a maximal range)."""
+        self.emit(
+            Discrepancy(
+                Kind.UNITS_HELD_NOWHERE,
+                (self.cls[0],),
+                *self.cls,
+                start,
+                end,
+                details=(("quantity", end - start + 1),),
+            )
+        )
+
     def finish_class(self, issued: int) -> None:
         """Conservation and totals of the current class (every open block already closed)."""
         s = ClassSummary(issued=issued)
@@ -274,13 +276,15 @@ def reconcile(
     *,
     settlement_limit_s: float = DEFAULT_SETTLEMENT_LIMIT_S,
     max_discrepancies: int = 100_000,
-    explainers: Sequence[Explainer] = (),
 ) -> ReconciliationResult:
-    """Check every registry's snapshot against the others (checks 1-4 of issue 5).
+    """Check every registry's snapshot against the others (checks 1-5 of issue 5).
 
-    Streams are consumed once, lazily; a stream that breaks its contract raises
-    :class:`MalformedSnapshot`. At most ``max_discrepancies`` are kept (``truncated`` says when
-    more were found; ``counts`` has them all).
+    Streams are consumed once, lazily: the blocks and issuances in one merged pass, then the
+    transfer records (check 5), then the trailers (totals, unsettled transfers). A stream that
+    breaks its contract raises :class:`MalformedSnapshot`. At most ``max_discrepancies`` are
+    kept (``truncated`` says when more were found; ``counts`` has them all). Differences that a
+    transfer settling between two reads explains are moved aside by
+    :func:`regfed.reconciliation.explain.explain`, given the registries' journal windows.
     """
     codes = [s.registry for s in snapshots]
     if len(set(codes)) != len(codes):
@@ -291,19 +295,11 @@ def reconcile(
         *(_checked_issuances(s.registry, s.issuances) for s in snapshots)
     )
     _sweep(run, blocks, issuances)
+    records, transfers = check_transfer_logs(run.emit, snapshots)
     _check_totals(run, snapshots)
     _age_in_transit(run, snapshots)
 
-    explained: list[tuple[Discrepancy, str]] = []
     kept = run.discrepancies
-    if explainers:
-        kept = []
-        for d in run.discrepancies:
-            why = next((w for e in explainers if (w := e.explain(d)) is not None), None)
-            if why is None:
-                kept.append(d)
-            else:
-                explained.append((d, why))
     kept.sort(key=Discrepancy.sort_key)
     run.in_transit.sort(key=InTransit.sort_key)
     counts = {
@@ -314,6 +310,8 @@ def reconcile(
         "overlaps": run.overlaps,
         "allowed_overlaps": run.allowed_overlaps,
         "in_transit": len(run.in_transit),
+        "transfer_records": records,
+        "transfers": transfers,
         "discrepancies_found": run.found,
         "max_open_blocks": run.max_open,
         **{f"discrepancies.{k}": v for k, v in sorted(run.by_kind.items())},
@@ -324,7 +322,6 @@ def reconcile(
         summary=run.summary,
         counts=counts,
         truncated=run.found > len(run.discrepancies),
-        explained=explained,
     )
 
 
@@ -370,13 +367,28 @@ def _sweep(run: _Run, blocks: Iterator[Block], issuances: Iterator[IssuanceRange
             advance()
         return added
 
+    def nowhere(start: int, end: int) -> None:
+        """No block covers [start, end]: report the issued serials in it, by maximal range.
+        (Pieces are merged when adjacent, so a gap between two blocks meets each at most
+        once; pieces wholly before the gap were already checked.)"""
+        nonlocal issued
+        issued += pull(end)
+        while pieces and pieces[0][1] < start:
+            pieces.popleft()
+        for a, z in pieces:
+            if a > end:
+                break
+            run.held_nowhere(max(a, start), min(z, end))
+
     def end_class() -> None:
         nonlocal issued
+        reach = -1
         while open_set:
             ent = heappop(open_set)
+            reach = ent[0]  # popped by end: the last one reaches furthest
             if ent[3] is not None:
                 run.close(ent)
-        issued += pull(2**63)
+        nowhere(reach + 1, 2**63)
         run.finish_class(issued)
         issued = 0
         pieces.clear()
@@ -387,7 +399,8 @@ def _sweep(run: _Run, blocks: Iterator[Block], issuances: Iterator[IssuanceRange
         while nxt is not None and (new is None or _class_of(nxt) < new):
             cls = run.cls = _class_of(nxt)
             nxt_here = True
-            issued = pull(2**63)
+            issued = 0
+            nowhere(0, 2**63)
             run.finish_class(issued)
             issued = 0
             pieces.clear()
@@ -432,8 +445,13 @@ def _sweep(run: _Run, blocks: Iterator[Block], issuances: Iterator[IssuanceRange
                 heappush(open_set, ent)
                 run.max_open = max(run.max_open, len(open_set))
             else:
+                # Every block seen so far has closed; the last one closed reached furthest.
+                if done[0] + 1 < s:
+                    nowhere(done[0] + 1, s - 1)
                 open_set.append(ent)
-        else:
+        else:  # the first block of its class
+            if s > 0:
+                nowhere(0, s - 1)
             open_set.append(ent)
 
         # Check 2: inside the issuer's ranges.

@@ -13,6 +13,7 @@ from regfed.reconciliation import (
     ReconciliationResult,
     RegistrySnapshot,
     TotalsKey,
+    TransferRecord,
     UnsettledTransfer,
     reconcile,
 )
@@ -51,9 +52,11 @@ def snapshots(
     registries: Iterable[str] = (),
     totals: Mapping[str, Mapping[TotalsKey, int]] | None = None,
     unsettled: Mapping[str, Sequence[UnsettledTransfer]] | None = None,
+    transfers: Iterable[TransferRecord] = (),
 ) -> list[RegistrySnapshot]:
     """One snapshot per registry named; issuances default to one range per class spanning its
-    blocks, totals to the blocks' own."""
+    blocks, totals to the blocks' own; each registry streams its own transfer records."""
+    transfers = list(transfers)
     if issuances is None:
         spans: dict[ClassKey, tuple[int, int]] = {}
         for b in blocks:
@@ -62,6 +65,7 @@ def snapshots(
             spans[key] = (min(lo, b.start), max(hi, b.end))
         issuances = [IssuanceRange(*k, lo, hi) for k, (lo, hi) in spans.items()]
     codes = set(registries) | {b.registry for b in blocks} | {r.issuer for r in issuances}
+    codes |= {t.registry for t in transfers}
     computed = totals_of(blocks)
     return [
         RegistrySnapshot(
@@ -70,6 +74,7 @@ def snapshots(
             iter(sorted(r for r in issuances if r.issuer == code)),
             (totals if totals is not None else computed).get(code, {}),
             (unsettled or {}).get(code, ()),
+            iter(sorted(t for t in transfers if t.registry == code)),
         )
         for code in sorted(codes)
     ]
@@ -82,9 +87,10 @@ def run(
     settlement_limit_s: float = 24 * 3600.0,
     totals: Mapping[str, Mapping[TotalsKey, int]] | None = None,
     unsettled: Mapping[str, Sequence[UnsettledTransfer]] | None = None,
+    transfers: Iterable[TransferRecord] = (),
 ) -> ReconciliationResult:
     return reconcile(
-        snapshots(blocks, issuances, totals=totals, unsettled=unsettled),
+        snapshots(blocks, issuances, totals=totals, unsettled=unsettled, transfers=transfers),
         settlement_limit_s=settlement_limit_s,
     )
 
@@ -100,3 +106,20 @@ def overlaps(result: ReconciliationResult) -> list[tuple[int | None, int | None,
         for d in result.discrepancies
         if d.kind in ("SERIAL_IN_TWO_PLACES", "SERIAL_TWICE_IN_REGISTRY")
     ]
+
+
+def rec(
+    tid: str,
+    registry: str,
+    side: str,
+    peer: str,
+    status: str,
+    settled: bool | None = None,
+    quantity: int = 10,
+) -> TransferRecord:
+    """A transfer record; settled defaults to what the protocol does (a destination once final,
+    a source once rejected)."""
+    if settled is None:
+        final = status in ("completed", "rejected", "terminated", "cancelled")
+        settled = final if side == "destination" else status == "rejected"
+    return TransferRecord(tid, registry, side, peer, status, settled, quantity)

@@ -23,6 +23,7 @@ from regfed.reconciliation.bench import benchmark
 pytestmark = pytest.mark.unit
 
 NO_ISSUER = Kind.UNIT_WITHOUT_ISSUER
+NOWHERE = Kind.UNITS_HELD_NOWHERE
 
 
 def gaps(
@@ -87,17 +88,57 @@ def test_conservation_counts_each_state_and_transfers_once() -> None:
 
 def test_missing_units_break_conservation() -> None:
     result = run([blk("PA", 0, 9)], [iss(0, 19)])
-    [d] = result.discrepancies
-    assert d.kind == Kind.SUPPLY_NOT_CONSERVED
+    [d] = of(result, Kind.SUPPLY_NOT_CONSERVED)
     assert dict(d.details)["issued"] == 20
     assert dict(d.details)["accounted"] == 10
+    [gap] = of(result, NOWHERE)
+    assert (gap.start, gap.end, gap.registries, dict(gap.details)) == (
+        10,
+        19,
+        ("PA",),
+        {"quantity": 10},
+    )
 
 
 def test_a_class_issued_but_held_nowhere_is_reported() -> None:
-    result = run([blk("PA", 0, 9)], [iss(0, 9), iss(0, 4, cls=PA21)])
-    [d] = result.discrepancies
-    assert (d.kind, d.unit_class) == (Kind.SUPPLY_NOT_CONSERVED, PA21)
+    result = run([blk("PA", 0, 9)], [iss(0, 9), iss(0, 4, cls=PA21), iss(7, 8, cls=PA21)])
+    [d] = of(result, Kind.SUPPLY_NOT_CONSERVED)
+    assert d.unit_class == PA21
+    assert [(g.unit_class, g.start, g.end) for g in of(result, NOWHERE)] == [
+        (PA21, 0, 4),
+        (PA21, 7, 8),
+    ]
     assert list(result.summary) == [PA20, PA21]
+
+
+def nowhere(
+    blocks: list[Block], issuances: list[IssuanceRange]
+) -> list[tuple[int | None, int | None]]:
+    return [(d.start, d.end) for d in of(run(blocks, issuances), NOWHERE)]
+
+
+def test_serials_held_nowhere_are_named_by_maximal_range() -> None:
+    # Before the first block, between blocks, after the last; issuances merge when adjacent.
+    blocks = [blk("PA", 5, 9), blk("NY", 12, 14), blk("NJ", 15, 15, "retired")]
+    assert nowhere(blocks, [iss(0, 9), iss(10, 19), iss(30, 31)]) == [
+        (0, 4),
+        (10, 11),
+        (16, 19),
+        (30, 31),
+    ]
+    # Only issued serials: a gap between blocks outside every issuance is not missing.
+    assert nowhere([blk("PA", 0, 4), blk("PA", 20, 24)], [iss(0, 4), iss(20, 24)]) == []
+    # Overlapping blocks cover as their union; a block past the issuance hides nothing.
+    blocks = [blk("PA", 0, 9), blk("NY", 3, 5), blk("NJ", 12, 40)]
+    assert nowhere(blocks, [iss(0, 19)]) == [(10, 11)]
+    # Every state counts as held somewhere, escrowed and incoming included.
+    blocks = [blk("PA", 0, 4, "escrowed", "t1"), blk("NY", 5, 9, "incoming", "t2")]
+    assert nowhere(blocks, [iss(0, 9)]) == []
+
+
+def test_issuing_twice_is_not_a_gap() -> None:
+    result = run([blk("PA", 0, 9)], [iss(0, 9), iss(5, 9)])
+    assert of(result, NOWHERE) == []
 
 
 def test_issuing_twice_inflates_supply() -> None:
@@ -168,16 +209,6 @@ def test_discrepancies_beyond_the_limit_are_counted_not_kept() -> None:
     assert len(result.discrepancies) == 2
     assert result.truncated and not result.clean
     assert result.counts["discrepancies_found"] == 7  # 6 pairs + supply
-
-
-def test_explainers_move_what_they_explain() -> None:
-    class Settled:
-        def explain(self, discrepancy: object) -> str | None:
-            return "t1 settled between the reads"
-
-    result = reconcile(snapshots([blk("PA", 0, 9), blk("NY", 0, 9)]), explainers=[Settled()])
-    assert result.discrepancies == []
-    assert len(result.explained) == 2
 
 
 def test_the_core_imports_no_io_library() -> None:

@@ -95,5 +95,27 @@ def test_sweep_agrees_with_the_per_serial_oracle(
     assert {d.unit_class for d in result.discrepancies if d.kind == Kind.SUPPLY_NOT_CONSERVED} == {
         k for k, s in oracle.summary.items() if not s.conserved
     }
+    # Check 3 by serial: the same issued serials held nowhere, in maximal ranges.
+    gaps = sorted(
+        (d.unit_class, d.start, d.end)
+        for d in result.discrepancies
+        if d.kind == Kind.UNITS_HELD_NOWHERE
+    )
+    nowhere: set[tuple[ClassKey, int]] = set()
+    reported = 0
+    for cls, start, end in gaps:
+        assert start is not None and end is not None
+        nowhere.update((cls, serial) for serial in range(start, end + 1))
+        reported += end - start + 1
+    assert reported == len(nowhere)  # no serial reported twice
+    assert nowhere == oracle.nowhere
+    for cls, start, end in gaps:
+        assert start is not None and end is not None
+        assert (cls, start - 1) not in nowhere and (cls, end + 1) not in nowhere  # maximal
+    for d in result.discrepancies:
+        if d.kind == Kind.UNITS_HELD_NOWHERE:
+            assert d.registries == (d.issuer,)
+            assert dict(d.details) == {"quantity": (d.end or 0) - (d.start or 0) + 1}
+
     # Check 4 with the blocks' own totals: never a mismatch.
     assert not [d for d in result.discrepancies if d.kind == Kind.TOTALS_MISMATCH]
