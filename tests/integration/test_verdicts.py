@@ -120,7 +120,7 @@ def test_forged_unsigned_misaddressed_or_older_verdicts_change_nothing(
         document = sign_document(verdict(4), epa)
     with pytest.raises((DocumentRefused, VerdictRefused, RegistryError)) as caught:
         accept_verdict(gateway, document)
-    assert caught.value.code == code
+    assert getattr(caught.value, "code", None) == code
     assert ledger_digest(registry) == before, "a refused verdict changed the ledger"
     assert quarantined(registry) == []
     assert refusals(gateway)[0] == code
