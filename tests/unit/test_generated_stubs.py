@@ -24,3 +24,14 @@ def test_no_package_is_named_proto() -> None:
         if ".venv" in init.parts or "build" in init.parts:
             continue
         assert init.parent.name != "proto", init
+
+
+def test_every_generated_module_imports_from_inside_the_package() -> None:
+    # The installed package has no top-level `peer`, `reconciliation`...: an import the
+    # generator left absolute fails only when the stub is first used.
+    import importlib
+
+    generated = ROOT / "gateway" / "_generated"
+    for module in sorted(generated.rglob("*_pb2*.py")):
+        name = ".".join(module.relative_to(generated).with_suffix("").parts)
+        importlib.import_module(f"regfed.gateway._generated.{name}")

@@ -4,7 +4,7 @@
 import grpc
 import warnings
 
-from reconciliation.v1 import reconciliation_pb2 as reconciliation_dot_v1_dot_reconciliation__pb2
+from ...reconciliation.v1 import reconciliation_pb2 as reconciliation_dot_v1_dot_reconciliation__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
