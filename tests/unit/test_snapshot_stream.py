@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from stream_support import trailer_after_blocks
 
 from regfed.certs.directory import key_id
 from regfed.gateway._generated.reconciliation.v1 import reconciliation_pb2 as pb
@@ -237,31 +238,12 @@ def test_a_sound_federation_read_from_its_streams_reconciles_clean() -> None:
     )
     pa, pa_info = read(snapshot_stream())
     ny_snapshot, ny_info = read(ny, registry="NY")
-    result = reconcile([_trailer_after_blocks(pa), _trailer_after_blocks(ny_snapshot)])
+    result = reconcile([trailer_after_blocks(pa), trailer_after_blocks(ny_snapshot)])
     assert result.clean, result.to_dict()
     assert pa_info.verified and ny_info.verified
     [flight] = result.in_transit
     assert (flight.transfer_id, flight.source, flight.destination) == ("t-2", "PA", "NY")
     assert flight.age_seconds == 12.5  # the source's own age
-
-
-def _trailer_after_blocks(snapshot: RegistrySnapshot) -> RegistrySnapshot:
-    """The core's order today (check 5 does not consume transfers yet): its blocks, then the
-    transfers at once when they end, so that the trailer is read before the totals are."""
-    transfers: list[TransferRecord] = []
-
-    def blocks() -> Iterator[Block]:
-        yield from snapshot.blocks
-        transfers.extend(snapshot.transfers)
-
-    return RegistrySnapshot(
-        snapshot.registry,
-        blocks(),
-        snapshot.issuances,
-        snapshot.totals,
-        snapshot.unsettled,
-        transfers,
-    )
 
 
 def test_a_journal_window_reads_back_as_it_was_written() -> None:
