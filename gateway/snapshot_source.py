@@ -234,7 +234,7 @@ def snapshot_parts(
     run_id: str,
     signing_key: ed25519.Ed25519PrivateKey,
     now: Callable[[], datetime] = utc_now,
-) -> Iterator[pb.SignedPart]:
+) -> Generator[pb.SignedPart, None, None]:
     """A registry's signed snapshot stream, produced as it is consumed: its issuance ranges,
     blocks and interstate transfer records, then the trailer (journal position, totals and
     unsettled transfers of the same read)."""
@@ -266,7 +266,7 @@ def journal_parts(
     transfer_ids: Iterable[str],
     signing_key: ed25519.Ed25519PrivateKey,
     now: Callable[[], datetime] = utc_now,
-) -> Iterator[pb.SignedPart]:
+) -> Generator[pb.SignedPart, None, None]:
     """A registry's signed journal stream: the moves of transfers in (after, head], then its
     records of the transfers moved or asked for, then the trailer."""
     writer = StreamWriter(registry, run_id, JOURNAL, signing_key)
