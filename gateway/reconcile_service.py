@@ -55,11 +55,7 @@ def check_reconciler(identity: Identity, directory: Directory) -> None:
             f"a {identity.registry} {identity.role.value} certificate cannot read a registry "
             "for reconciliation: only the oversight node's certificate can",
         )
-    if (
-        member is None
-        or member.role is not Role.OVERSIGHT
-        or member.status is not (MemberStatus.ACTIVE)
-    ):
+    if member is None or member.role is not Role.OVERSIGHT or member.status != MemberStatus.ACTIVE:
         raise GatewayError(
             "WRONG_ROLE",
             f"{identity.registry} is not the active oversight member of directory version "
