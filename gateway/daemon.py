@@ -30,9 +30,11 @@ from . import logs
 from ._generated.client.v1 import client_pb2_grpc
 from ._generated.health.v1 import health_pb2_grpc
 from ._generated.peer.v1 import peer_pb2_grpc
+from ._generated.reconciliation.v1 import reconciliation_pb2_grpc
 from .crash import protocol_clock
 from .dispatch import Dispatcher
 from .metrics import MetricsServer, NodeMetrics
+from .reconcile_service import RECONCILIATION_SERVICE, ReconciliationService
 from .service import DEFAULT_ASK_AFTER, DEFAULT_HOLD_SECONDS, Gateway
 from .store import GatewayRecords
 from .transport import (
@@ -184,13 +186,21 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     gateway.on_settled = settlements.settled
     clients = RegistryService(gateway, workers, callers, dispatcher.submit, settlements)
     client_pb2_grpc.add_RegistryServicer_to_server(clients, server)
+    reconciler = ReconciliationService(gateway, callers)
+    reconciliation_pb2_grpc.add_ReconciliationServicer_to_server(reconciler, server)
     health = HealthService()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     if config.reflection:
-        names = (PEER_SERVICE, CLIENT_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME)
+        names = (
+            PEER_SERVICE,
+            CLIENT_SERVICE,
+            RECONCILIATION_SERVICE,
+            HEALTH_SERVICE,
+            reflection.SERVICE_NAME,
+        )
         reflection.enable_server_reflection(names, server)
     listen_secure(server, config.listen, ca, cert, key)
-    exporter = instrument(config.metrics_listen, gateway, dispatcher, peers, clients)
+    exporter = instrument(config.metrics_listen, gateway, dispatcher, peers, clients, reconciler)
     await server.start()
     # Everything allocated so far (modules, tables, stubs) lives as long as the process: keep
     # it out of the collector's full passes, which otherwise stalled every thread for 60-100 ms
@@ -220,6 +230,7 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     if poller is not None:
         poller.cancel()
     await server.stop(grace=grace)
+    reconciler.close()
     unsent = await dispatcher.drain(grace - (loop.time() - began))
     if exporter is not None:
         exporter.close()
@@ -241,7 +252,7 @@ def instrument(
     listen: str | None,
     gateway: Gateway,
     dispatcher: Dispatcher,
-    *services: PeerService | RegistryService,
+    *services: PeerService | RegistryService | ReconciliationService,
 ) -> MetricsServer | None:
     """Count and time what the node does, and serve it on ``listen``; nothing when None."""
     if listen is None:

@@ -1,86 +1,67 @@
 """Reconciliation of a local federation, read straight from every node's database.
 
-The same checks the oversight node will run over signed snapshots (issue 5), fed here from
-each registry's tables: its blocks, its own issuances, its totals (summed by the database, an
-aggregation independent of the block stream) and its unsettled transfers, aged on this machine's
-clock. Meant for a federation at rest (the end of a scenario, the demo): the reads of two
-registries are not taken at one moment.
+The same checks the oversight node runs over signed snapshots (issue 5), fed here from each
+registry's tables by the very reader a node streams its snapshot from
+(:mod:`regfed.gateway.snapshot_source`): one consistent read per registry of its blocks, its own
+issuances, its totals (summed by the database, an aggregation independent of the block stream),
+its interstate transfer records and its unsettled transfers, aged on this machine's clock.
+Meant for a federation at rest (the end of a scenario, the demo): the reads of two registries
+are not taken at one moment.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Generator, Iterator
+from contextlib import ExitStack
 
+from regfed.gateway.snapshot_source import registry_read
+from regfed.gateway.snapshot_stream import ClassBlocks
+from regfed.node.ledger import utc_now
+from regfed.node.storage.engine import make_engine
+from regfed.node.storage.store import Store
 from regfed.reconciliation import (
+    STATES,
     Block,
-    IssuanceRange,
     ReconciliationResult,
     RegistrySnapshot,
-    UnsettledTransfer,
     reconcile,
 )
 
-from .audit import read_queries
 from .federation import Federation
-
-_UNIT = "issuer, program, unit_type, vintage, start_serial, end_serial"
 
 
 def reconcile_local(
     federation: Federation, *, settlement_limit_s: float = 86_400.0
 ) -> ReconciliationResult:
-    return reconcile(
-        [_snapshot(federation, code) for code in federation.registries],
-        settlement_limit_s=settlement_limit_s,
-    )
+    # Every registry's read stays open while the sweep merges their block streams: blocks are
+    # streamed from the databases, never all in memory.
+    with ExitStack() as stack:
+        snapshots = [_snapshot(stack, federation, code) for code in federation.registries]
+        return reconcile(snapshots, settlement_limit_s=settlement_limit_s)
 
 
-def _snapshot(federation: Federation, code: str) -> RegistrySnapshot:
-    # One read of the registry (one transaction), so its blocks and its totals agree.
-    block_rows, issuance_rows, total_rows, unsettled_rows = read_queries(
-        federation,
+def _snapshot(stack: ExitStack, federation: Federation, code: str) -> RegistrySnapshot:
+    engine = make_engine(federation.node_config(code).database)
+    stack.callback(engine.dispose)
+    read = stack.enter_context(registry_read(Store(engine)))
+    blocks = _blocks(read.blocks(read.classes()), code)
+    transfers = read.transfers(code)
+    # Closed before the read ends, should the sweep stop early: no cursor outlives it.
+    stack.callback(transfers.close)
+    stack.callback(blocks.close)
+    return RegistrySnapshot(
         code,
-        f"SELECT {_UNIT}, state, transfer_id FROM blocks",
-        f"SELECT {_UNIT} FROM issuances",
-        "SELECT issuer, program, unit_type, vintage, state, "
-        "SUM(end_serial - start_serial + 1) AS quantity FROM blocks "
-        "GROUP BY issuer, program, unit_type, vintage, state",
-        "SELECT transfer_id, side, status, peer, created_at FROM transfers "
-        "WHERE NOT settled AND side IN ('source', 'destination')",
+        blocks=blocks,
+        issuances=list(read.issuances()),
+        totals=read.totals(),
+        unsettled=read.unsettled(utc_now()),
+        transfers=transfers,
     )
-    # Sorted here, not by the database: a PostgreSQL collation may order text otherwise than
-    # the sweep, which refuses a stream out of order.
-    blocks = sorted(
-        Block(
-            r.issuer,
-            r.program,
-            r.unit_type,
-            r.vintage,
-            r.start_serial,
-            r.end_serial,
-            code,
-            r.state,
-            r.transfer_id,
-        )
-        for r in block_rows
-    )
-    issuances = sorted(
-        IssuanceRange(r.issuer, r.program, r.unit_type, r.vintage, r.start_serial, r.end_serial)
-        for r in issuance_rows
-    )
-    totals = {
-        (r.issuer, r.program, r.unit_type, r.vintage, r.state): int(r.quantity) for r in total_rows
-    }
-    now = datetime.now(UTC)
-    unsettled = [
-        UnsettledTransfer(r.transfer_id, r.side, r.status, r.peer, _age(r.created_at, now))
-        for r in unsettled_rows
-    ]
-    return RegistrySnapshot(code, iter(blocks), iter(issuances), totals, unsettled)
 
 
-def _age(created_at: str, now: datetime) -> float:
-    created = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
-    return max(0.0, (now - created).total_seconds())
+def _blocks(classes: Iterator[ClassBlocks], code: str) -> Generator[Block, None, None]:
+    for (issuer, program, unit_type, vintage), rows in classes:
+        for start, end, state, transfer_id in rows:
+            yield Block(
+                issuer, program, unit_type, vintage, start, end, code, STATES[state], transfer_id
+            )
