@@ -142,16 +142,19 @@ class RegistryRead:
         return sorted(found)
 
     def totals(self) -> dict[TotalsKey, int]:
-        """Units per (issuer, program, unit_type, vintage, state), summed by the database: an
-        aggregation independent of the block stream, which the sweep checks it against."""
-        # One sum per state in one pass over the class index; grouping by state too made
-        # SQLite sort every block in a temporary B-tree (1.4 s instead of 0.35 s a million).
+        """Units per (issuer, program, unit_type, vintage, state) as the registry's books say:
+        the sum of its journal's movements (into a state, minus out of it). Independent of the
+        blocks table, so check 4 compares the books with the holdings, and a block written or
+        removed behind the ledger's back shows up as a difference of this registry's totals."""
+        q = "(end_serial - start_serial + 1)"
         sums = ", ".join(
-            f"SUM(end_serial - start_serial + 1) FILTER (WHERE state = '{state}')"
+            f"SUM(CASE WHEN to_account_id IS NOT NULL AND to_state = '{state}' THEN {q} ELSE 0 END)"
+            f" - SUM(CASE WHEN from_account_id IS NOT NULL AND from_state = '{state}' "
+            f"THEN {q} ELSE 0 END)"
             for state in STATES
         )
         sql = (
-            f"SELECT issuer, program, unit_type, vintage, {sums} FROM blocks "
+            f"SELECT issuer, program, unit_type, vintage, {sums} FROM journal_movements "
             "GROUP BY issuer, program, unit_type, vintage"
         )
         totals: dict[TotalsKey, int] = {}

@@ -185,10 +185,22 @@ def tables(reg: Registry) -> Said:
         )
         for r in rows(reg, f"SELECT {unit}, state, transfer_id FROM blocks")
     )
+    # The registry's books: every journal movement into a state, minus every one out of it.
     totals: dict[TotalsKey, int] = {}
-    for b in blocks:
-        key = (b.issuer, b.program, b.unit_type, b.vintage, b.state)
-        totals[key] = totals.get(key, 0) + b.quantity
+    for m in rows(
+        reg,
+        f"SELECT {unit}, from_account_id, from_state, to_account_id, to_state "
+        "FROM journal_movements",
+    ):
+        quantity = m.end_serial - m.start_serial + 1
+        for account, state, sign in (
+            (m.to_account_id, m.to_state, 1),
+            (m.from_account_id, m.from_state, -1),
+        ):
+            if account is not None:
+                key = (m.issuer, m.program, m.unit_type, m.vintage, state)
+                totals[key] = totals.get(key, 0) + sign * quantity
+    totals = {k: v for k, v in totals.items() if v}
     transfers = sorted(
         TransferRecord(r.transfer_id, code, r.side, r.peer, r.status, bool(r.settled), r.quantity)
         for r in rows(
@@ -329,7 +341,10 @@ def test_many_blocks_stream_in_parts_under_the_limit(db_url: str) -> None:
         assert len(gateway_parts) > 6
         assert all(len(p.payload) <= MAX_PART_BYTES for p in gateway_parts[:-1])
         snapshot, info = read(iter(gateway_parts), "PA", "big")
+        # Written behind the ledger's back: the blocks stream as they are; the books (the
+        # journal) know none of them, so reconciliation's check 4 would name every class.
         assert said(snapshot, info) == tables(reg)
+        assert snapshot.totals == {}
         assert info.blocks_read == 30_000
     finally:
         reg.close()
