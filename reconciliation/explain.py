@@ -283,6 +283,9 @@ class _Explainer:
         a, b = p.registry, q.registry
         if a == b or self.held_twice(a, cls, start, end) or self.held_twice(b, cls, start, end):
             return None
+        void = self.void_in_flight(p, q)
+        if void is not None:
+            return void
         candidates = sorted(
             {m.transfer_id for r in (a, b) for m in self.idx.touching(r, cls, start, end)}
         )
@@ -306,6 +309,39 @@ class _Explainer:
             f"{_naming(parts)} settled between the two registries' reads: "
             "its moves after each read leave these serials in one place",
             tuple(part[0] for part in parts),
+        )
+
+    def void_in_flight(self, p: Block, q: Block) -> tuple[str, tuple[str, ...]] | None:
+        """A source that voided a transfer releases its escrow at once; the destination unpins
+        when the void reaches it. Between the two, one consistent moment shows the serials held
+        at the source and still pinned (incoming, never to be credited) at the destination:
+        a legitimate state, recognised only while both registries' current records show it:
+        cancelled at the source and not yet settled (the destination has not acknowledged the
+        void), still accepted at the destination. Once the void arrived, only the window's
+        unpin explains the overlap."""
+        held, pinned = (p, q) if q.state == INCOMING else (q, p)
+        tid = pinned.transfer_id
+        if held.state != HELD or pinned.state != INCOMING or tid is None:
+            return None
+        source = self.idx.record(held.registry, tid)
+        destination = self.idx.record(pinned.registry, tid)
+        if source is None or destination is None:
+            return None
+        if (source.side, source.peer, source.status) != ("source", pinned.registry, "cancelled"):
+            return None
+        if source.settled:
+            return None
+        if (destination.side, destination.peer, destination.status) != (
+            "destination",
+            held.registry,
+            "accepted",
+        ):
+            return None
+        return (
+            f"transfer {tid} was voided by its source {held.registry}, which released the "
+            f"serials; the void had not reached {pinned.registry}, which still pinned them "
+            "(never to be credited)",
+            (tid,),
         )
 
     def nowhere(self, d: Discrepancy) -> tuple[str, tuple[str, ...]] | None:

@@ -369,3 +369,38 @@ def test_logs_are_explained_only_when_the_current_records_continue_the_read_ones
     # Current records that still disagree explain nothing.
     now = [src("cancelled", True), dst("completed")]
     assert LOGS in kinds(explain(result, windows(moves, now)).discrepancies)
+
+
+# -- a void on its way: one consistent moment, no window needed --------------------------------
+
+
+def test_a_void_on_its_way_to_the_destination_is_a_legitimate_overlap() -> None:
+    # The source voided t1 and released 0-9 at once; the destination still pins them. Both
+    # reads may be of the same moment: nothing moved after either.
+    blocks = [blk(S, 0, 9), blk(D, 0, 9, "incoming", "t1")]
+    found = read(blocks, [src("cancelled", False), dst("accepted")])
+    assert TWO in kinds(found.discrepancies)
+    explained = explain(found, windows((), [src("cancelled", False), dst("accepted")]))
+    assert explained.clean, [d.to_dict() for d in explained.discrepancies]
+    assert any("voided by its source" in why for _d, why in explained.explained)
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        [src("accepted"), dst("accepted")],  # not voided: two places at once for real
+        [src("cancelled", False)],  # the destination shows no such transfer
+        [dst("accepted")],  # the source shows no such transfer
+        [src("cancelled", False), dst("completed")],  # credited after a void: never legitimate
+        [src("cancelled", True), dst("accepted")],  # the void was acknowledged: D unpinned
+        [src("cancelled", False), dst("cancelled")],  # the void arrived: only an unpin explains
+        [src("cancelled", False, tid="t2"), dst("accepted", tid="t2")],  # another transfer
+    ],
+)
+def test_an_overlap_is_not_a_void_in_flight_unless_both_records_say_so(
+    records: list[TransferRecord],
+) -> None:
+    blocks = [blk(S, 0, 9), blk(D, 0, 9, "incoming", "t1")]
+    found = read(blocks, [src("cancelled", False), dst("accepted")])
+    explained = explain(found, windows((), records))
+    assert TWO in kinds(explained.discrepancies)

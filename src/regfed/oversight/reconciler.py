@@ -168,6 +168,11 @@ class Reconciler:
         finally:
             stop.set()
             reporter.join()
+        unverified = sorted(code for code, info in infos.items() if not info.verified)
+        if unverified:  # a reader ends each stream on its trailer; never believe one without
+            for code in unverified:
+                outcome.missing[code] = "TRUNCATED: the snapshot's trailer was never verified"
+            return outcome
         for code, info in infos.items():
             outcome.positions[code] = {
                 "journal_position": info.journal_position,
