@@ -14,9 +14,14 @@ newer run disputes.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .domain.actors import Actor, ActorKind
 from .domain.commands import ApplyVerdict
 from .domain.errors import NotAuthorized, StaleVerdict
+from .domain.holdings import Holding
+from .domain.journal import Place
+from .domain.serials import UnitBlock
 from .ledger import Ledger, OperationResult, Work
 from .storage.store import LedgerTx
 
@@ -51,10 +56,11 @@ def apply_verdict(ledger: Ledger, command: ApplyVerdict, actor: Actor) -> Operat
                 changed.append(holding.block.to_dict())
         else:
             for block in command.blocks:
+                # Fresh rows for each range: an earlier range of this verdict may have split one.
                 for holding in tx.overlapping(block.unit_class, block.serials):
                     if not holding.quarantined:
-                        tx.set_quarantined(holding, True)
-                        changed.append(holding.block.to_dict())
+                        disputed = _quarantine(tx, work, holding, block)
+                        changed.append(disputed.to_dict())
         tx.set_meta(LAST_VERDICT, str(command.sequence))
         work.detail.update(
             run_id=command.run_id,
@@ -65,6 +71,40 @@ def apply_verdict(ledger: Ledger, command: ApplyVerdict, actor: Actor) -> Operat
         )
 
     return ledger.run(command, actor, "apply-verdict", body)
+
+
+def _quarantine(tx: LedgerTx, work: Work, holding: Holding, block: UnitBlock) -> UnitBlock:
+    """Quarantine the disputed serials of one row, and only those: a row reaching beyond them
+    is split in place (same account, state and transfer) so that the rest stays usable. A split
+    moves nothing, so it writes no journal movement; the audit still sees every serial kept."""
+    part = holding.serials.intersection(block.serials)
+    assert part is not None
+    if part == holding.serials:
+        tx.set_quarantined(holding, True)
+        return holding.block
+    pieces = sorted([part, *holding.serials.minus(part)], key=lambda r: r.start)
+    place = Place(holding.account_id, holding.state, holding.attributed_account_id)
+    # The row only shrinks before the other pieces are inserted: no statement makes two rows
+    # overlap (PostgreSQL's exclusion constraint checks each one).
+    tx.rewrite_block(holding, pieces[0], place, holding.transfer_id)
+    if pieces[0] == part:
+        shrunk = replace(
+            holding, block=UnitBlock(holding.unit_class, part), version=holding.version + 1
+        )
+        tx.set_quarantined(shrunk, True)
+    for piece in pieces[1:]:
+        tx.insert_block(
+            UnitBlock(holding.unit_class, piece),
+            holding.account_id,
+            holding.state,
+            attributed_account_id=holding.attributed_account_id,
+            transfer_id=holding.transfer_id,
+            quarantined=piece == part,
+        )
+    work.audit.take(holding.block)
+    for piece in pieces:
+        work.audit.put(UnitBlock(holding.unit_class, piece))
+    return UnitBlock(holding.unit_class, part)
 
 
 def oversight_actor(code: str) -> Actor:

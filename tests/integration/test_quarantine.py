@@ -60,8 +60,9 @@ def test_disputed_blocks_are_frozen_and_only_they(reg: Registry) -> None:
     result = apply_verdict(
         reg.ledger, verdict("run-1", 1, UnitBlock(UC, SerialRange(10, 20))), oversight
     )
-    assert result.detail["quarantined"] == [UnitBlock(UC, SerialRange(1, 50)).to_dict()]
-    assert held(reg, acme, "alice") == [(1, 50, True)]
+    assert result.detail["quarantined"] == [UnitBlock(UC, SerialRange(10, 20)).to_dict()]
+    # Only the disputed serials: the row is split, the rest stays spendable.
+    assert held(reg, acme, "alice") == [(1, 9, False), (10, 20, True), (21, 50, False)]
 
     # Named serials: a typed refusal naming them, nothing changed.
     err = refused(
@@ -71,22 +72,23 @@ def test_disputed_blocks_are_frozen_and_only_they(reg: Registry) -> None:
             reg, acme, other, person("alice"), blocks=(UnitBlock(UC, SerialRange(5, 15)),)
         ),
     )
-    assert err.details["blocks"] == [UnitBlock(UC, SerialRange(5, 15)).to_dict()]
-    # By quantity: the quarantined block is not eligible; retirement neither.
+    assert err.details["blocks"] == [UnitBlock(UC, SerialRange(10, 15)).to_dict()]
+    # By quantity: the quarantined serials are not eligible (39 of 50 are); retirement neither.
     refused(
-        reg, "INSUFFICIENT_HOLDINGS", lambda: send(reg, acme, other, person("alice"), quantity=1)
+        reg, "INSUFFICIENT_HOLDINGS", lambda: send(reg, acme, other, person("alice"), quantity=40)
     )
     refused(
         reg,
         "INSUFFICIENT_HOLDINGS",
         lambda: reg.ledger.retire(
-            Retire(operation_id=op_id("r"), from_account=acme, selection=Selection(quantity=1)),
+            Retire(operation_id=op_id("r"), from_account=acme, selection=Selection(quantity=40)),
             person("alice"),
         ),
     )
-    # Nothing else is frozen: bob's undisputed units move.
+    # Nothing else is frozen: alice's other serials and bob's units move.
+    send(reg, acme, other, person("alice"), quantity=9)  # 1-9
     send(reg, other, acme, person("bob"), quantity=10)
-    assert held(reg, acme, "alice")[0] == (1, 50, True)
+    assert (10, 20, True) in held(reg, acme, "alice")
 
     # Only the oversight node's verdict quarantines; an administrator may not.
     refused(
@@ -101,7 +103,7 @@ def test_disputed_blocks_are_frozen_and_only_they(reg: Registry) -> None:
     assert again.replayed
     # A clean later run releases; after it, an older verdict is refused.
     released = apply_verdict(reg.ledger, verdict("run-2", 2, release=True), oversight)
-    assert released.detail["released"] == [UnitBlock(UC, SerialRange(1, 50)).to_dict()]
+    assert released.detail["released"] == [UnitBlock(UC, SerialRange(10, 20)).to_dict()]
     assert all(not q for *_r, q in held(reg, acme, "alice"))
     send(reg, acme, other, person("alice"), blocks=(UnitBlock(UC, SerialRange(5, 15)),))
     refused(

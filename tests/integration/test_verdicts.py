@@ -74,8 +74,8 @@ def refusals(gateway: Gateway) -> list[str]:
 def test_a_verified_verdict_quarantines_then_a_clean_one_releases(node: Any) -> None:
     gateway, registry, epa, _account = node
     result = accept_verdict(gateway, sign_document(verdict(1), epa))
-    assert result.detail["quarantined"] == [UnitBlock(UC, SerialRange(1, 40)).to_dict()]
-    assert quarantined(registry) == [(1, 40)]
+    assert result.detail["quarantined"] == [UnitBlock(UC, SerialRange(5, 6)).to_dict()]
+    assert quarantined(registry) == [(5, 6)]  # alice's 1-40 split: only 5-6 disputed
     accept_verdict(gateway, sign_document(verdict(2, release=True), epa))
     assert quarantined(registry) == []
     assert registry.queries.verify().ok
