@@ -15,6 +15,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,7 @@ from regfed.local.oversight import OversightClient
 
 pytestmark = pytest.mark.e2e
 
-FAST = {"verdict_poll": 0.3}
+FAST: dict[str, Any] = {"verdict_poll": 0.3}
 
 
 def db(federation: Federation, code: str) -> Path:
@@ -84,7 +85,7 @@ def send(federation: Federation, source: str, to: str, **selection: Any) -> dict
 
 @pytest.fixture
 def federation(tmp_path: Path) -> Iterator[tuple[Federation, LocalFederation, dict[str, str]]]:
-    with running_federation(tmp_path, ["PA", "NY", "NJ"], **FAST) as (federation, local):
+    with running_federation(tmp_path, ["PA", "NY", "NJ"], verdict_poll=0.3) as (federation, local):
         accounts = {code: open_account(federation, code, "trader1") for code in ("PA", "NY", "NJ")}
         fund(federation, "PA", accounts["PA"], 1_000)  # PA serials 1-1000
         fund(federation, "NY", accounts["NY"], 500, vintage=2024)
@@ -270,3 +271,124 @@ def cli(federation: Federation, *args: str) -> dict[str, Any]:
     )
     assert result.returncode in (0, 1), result.stderr
     return dict(json.loads(result.stdout))
+
+
+@pytest.mark.parametrize(
+    ("source", "destination", "explained_kind"),
+    [
+        # PA read first (still holding), NY after the credit: held twice.
+        ("PA", "NY", "SERIAL_IN_TWO_PLACES"),
+        # PA read first (not yet arrived), NY after the debit: held nowhere.
+        ("NY", "PA", "UNITS_HELD_NOWHERE"),
+    ],
+)
+def test_a_transfer_settling_between_two_reads_is_explained(
+    tmp_path: Path, source: str, destination: str, explained_kind: str
+) -> None:
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    env = {"REGFED_TEST_CRASH_HOOKS": "1", "REGFED_TEST_RECONCILE_PAUSE": str(pause)}
+    with running_federation(tmp_path / "fed", ["PA", "NY"], env=env) as (fed, _local):
+        acc = {code: open_account(fed, code, "trader1") for code in ("PA", "NY")}
+        fund(fed, source, acc[source], 100)
+        (pause / "hold-PA").touch()  # the run reads PA, then waits
+        outcome: dict[str, Any] = {}
+        runner = threading.Thread(target=lambda: outcome.update(reconcile(fed)))
+        runner.start()
+        eventually((pause / "read-PA").exists, "the run read PA")
+        moved = send(fed, acc[source], acc[destination], quantity=40)
+        (pause / "go-PA").touch()
+        runner.join(60)
+        assert outcome["status"] == "completed", outcome["result"]["discrepancies"]
+        explained = outcome["result"]["explained"]
+        kinds = {e["kind"] for e in explained}
+        assert explained_kind in kinds and "SUPPLY_NOT_CONSERVED" in kinds, explained
+        ours = [e for e in explained if e["kind"] == explained_kind]
+        assert moved["transfer_id"] in ours[0]["explanation"]
+        assert (ours[0]["start"], ours[0]["end"]) == (
+            moved["blocks"][0]["start"],
+            moved["blocks"][0]["end"],
+        )
+        # The next run, with nothing moving, has nothing to explain.
+        again = reconcile(fed)
+        assert (again["status"], again["result"]["explained"]) == ("completed", [])
+
+
+def test_a_run_during_concurrent_transfers_with_skewed_clocks_finds_nothing(
+    tmp_path: Path,
+) -> None:
+    codes = ["PA", "NY", "NJ"]
+    with running_federation(tmp_path, codes) as (fed, local):
+        acc = {code: open_account(fed, code, "trader1") for code in codes}
+        # Each registry sends only its own vintage, so no serial moves twice between two reads.
+        vintages = {"PA": 2025, "NY": 2024, "NJ": 2023}
+        for code in codes:
+            fund(fed, code, acc[code], 5_000, vintage=vintages[code])
+        # PA's clock 2 s ahead, NY's 2 s behind (the test-only clock offset), NJ's true.
+        for code, offset in (("PA", "2"), ("NY", "-2")):
+            clock = tmp_path / f"clock-{code}"
+            clock.write_text(offset)
+            local.kill(code)
+            local.start(
+                [code], env={"REGFED_TEST_CRASH_HOOKS": "1", "REGFED_TEST_CLOCK_FILE": str(clock)}
+            )
+        stop = threading.Event()
+        sent: list[str] = []
+        errors: list[BaseException] = []
+
+        def trade(source: str, destination: str) -> None:
+            try:
+                with RegistryClient(fed, source) as client:
+                    while not stop.is_set():
+                        t = client.propose(
+                            acc[source], acc[destination], quantity=3, vintage=vintages[source]
+                        )
+                        sent.append(t["transfer_id"])
+            except BaseException as error:  # reported below, not lost in the thread
+                errors.append(error)
+
+        pairs = [("PA", "NY"), ("NY", "NJ"), ("NJ", "PA"), ("PA", "NJ")]
+        traders = [threading.Thread(target=trade, args=pair) for pair in pairs]
+        for t in traders:
+            t.start()
+        try:
+            runs = []
+            for _ in range(3):
+                time.sleep(1.0)
+                runs.append(reconcile(fed))
+        finally:
+            stop.set()
+            for t in traders:
+                t.join(30)
+        assert not errors, errors
+        assert len(sent) > 20, "the transfers did not flow during the runs"
+        for run in runs:
+            assert run["status"] == "completed", run["result"]["discrepancies"]
+            assert run["result"]["discrepancies"] == []
+        # Transfers were in flight during the runs: the runs saw some of them in transit.
+        assert any(run["result"]["in_transit"] or run["result"]["explained"] for run in runs)
+
+
+def test_the_missed_nightly_window_runs_once_at_start_and_not_again_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    # Midnight UTC has passed today whenever this runs: the window was missed while down.
+    nightly = {"reconcile_nightly": True, "reconcile_at": "00:00", "reconcile_timezone": "UTC"}
+    with running_federation(tmp_path, ["PA"], oversight_settings=nightly) as (fed, local):
+
+        def runs() -> list[dict[str, Any]]:
+            with OversightClient(fed) as client:
+                return client.runs()
+
+        def scheduled() -> list[dict[str, Any]]:
+            return [r for r in runs() if r["trigger"] == "scheduled"]
+
+        eventually(lambda: [r["status"] for r in scheduled()] == ["completed"], "catch-up run")
+        today = datetime.now(UTC).date().isoformat()
+        assert scheduled()[0]["scheduled_for"] == today
+        reconcile(fed)  # on demand: does not count against the nightly run
+        local.stop()
+        local.start()
+        time.sleep(2.0)
+        assert len(scheduled()) == 1
+        assert [r["trigger"] for r in runs()] == ["on_demand", "scheduled"]
