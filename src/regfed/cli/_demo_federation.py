@@ -3,7 +3,9 @@
 Fresh certificates, one process per registry; issuance and allocation in each state; an
 intrastate transfer, interstate transfers in both directions, one refused with its reason, and
 one interrupted by killing the destination node (kill -9) and settled after its restart. Then
-the federation-wide checks: no serial in two registries, every issued unit accounted for.
+the federation-wide checks: no serial in two registries, every issued unit accounted for, read
+straight from the databases and proved again by the oversight node's reconciliation over the
+network (signed snapshots, a signed result).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from regfed.local import Federation, LocalFederation, RegistryClient, create_fed
 from regfed.local.accounts import fund, open_account
 from regfed.local.audit import audit, statuses
 from regfed.local.federation import free_base_port
+from regfed.local.oversight import OversightClient
 
 from ._output import table
 
@@ -41,7 +44,7 @@ def run_federation(folder: Path, as_json: bool) -> tuple[bool, dict[str, Any]]:
     federation = create_federation(
         folder / "federation",
         list(STATES),
-        base_port=free_base_port(len(STATES) + 1),
+        base_port=free_base_port(len(STATES) + 2),
         settings={"redrive_interval": 0.2, "ask_after": 2.0},
     )
     local = LocalFederation(federation)
@@ -105,6 +108,20 @@ def run_federation(folder: Path, as_json: bool) -> tuple[bool, dict[str, Any]]:
                             n = b["end"] - b["start"] + 1
                             by_issuer[b["issuer"]] = by_issuer.get(b["issuer"], 0) + n
                     holdings.append({"account": accounts[code][person], **by_issuer})
+        say("  reconciliation by the oversight node (regfed reconcile) ...")
+        with OversightClient(federation, timeout=120.0) as oversight:
+            run = oversight.reconcile()
+        result = run.get("result") or {}
+        reconciliation = {
+            "run_id": run["run_id"],
+            "status": run["status"],
+            "blocks": result.get("counts", {}).get("blocks", 0),
+            "discrepancies": len(result.get("discrepancies", [])),
+            "explained": len(result.get("explained", [])),
+            "in_transit": len(result.get("in_transit", [])),
+        }
+        if run["status"] != "completed":
+            problems.append(f"reconciliation run {run['run_id']} is {run['status']}")
     finally:
         codes = local.stop()
     ok = not problems and all(t["settled"] for t in transfers)
@@ -125,6 +142,12 @@ def run_federation(folder: Path, as_json: bool) -> tuple[bool, dict[str, Any]]:
             f"  {'ok  ' if not problems else 'FAIL'} no serial in two registries; every issued "
             "unit accounted for; both sides agree on every transfer"
         )
+        print(
+            f"  {'ok  ' if reconciliation['status'] == 'completed' else 'FAIL'} oversight node "
+            f"EPA's reconciliation run {reconciliation['run_id']}: {reconciliation['status']}, "
+            f"{reconciliation['blocks']} blocks in 3 registries, "
+            f"{reconciliation['discrepancies']} discrepancies (result signed, verified)"
+        )
         for problem in problems:
             print(f"  problem: {problem}")
         print("  nodes stopped: " + ", ".join(f"{c} (exit {rc})" for c, rc in codes.items()))
@@ -133,5 +156,6 @@ def run_federation(folder: Path, as_json: bool) -> tuple[bool, dict[str, Any]]:
         "transfers": transfers,
         "agreement": agreement,
         "holdings": holdings,
+        "reconciliation": reconciliation,
         "problems": problems,
     }
