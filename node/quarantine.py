@@ -15,6 +15,7 @@ newer run disputes.
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import combinations
 
 from .domain.actors import Actor, ActorKind
 from .domain.commands import ApplyVerdict
@@ -57,10 +58,18 @@ def apply_verdict(ledger: Ledger, command: ApplyVerdict, actor: Actor) -> Operat
         else:
             for block in command.blocks:
                 # Fresh rows for each range: an earlier range of this verdict may have split one.
-                for holding in tx.overlapping(block.unit_class, block.serials):
-                    if not holding.quarantined:
-                        disputed = _quarantine(tx, work, holding, block)
-                        changed.append(disputed.to_dict())
+                rows = tx.overlapping(block.unit_class, block.serials)
+                # Rows that overlap each other (serials held twice here): the ledger refuses
+                # to write around them, so they are quarantined whole, never split.
+                tangled = any(a.serials.overlaps(b.serials) for a, b in combinations(rows, 2))
+                for holding in rows:
+                    if holding.quarantined:
+                        continue
+                    if tangled:
+                        tx.set_quarantined(holding, True)
+                        changed.append(holding.block.to_dict())
+                    else:
+                        changed.append(_quarantine(tx, work, holding, block).to_dict())
         tx.set_meta(LAST_VERDICT, str(command.sequence))
         work.detail.update(
             run_id=command.run_id,

@@ -6,8 +6,10 @@ result). Both engines."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from regfed.node import (
     Registry,
@@ -122,3 +124,33 @@ def test_a_person_cannot_pose_as_oversight(reg: Registry) -> None:
         "NOT_AUTHORIZED",
         lambda: apply_verdict(reg.ledger, verdict("run-1", 1), Actor.person("EPA")),
     )
+
+
+def test_rows_holding_serials_twice_are_quarantined_whole(tmp_path: Path) -> None:
+    """Serials held twice in one registry, written behind the ledger's back (SQLite only: on
+    PostgreSQL the exclusion constraint refuses the tampering itself). The ledger will not write
+    around overlapping rows, so a verdict quarantines both rows whole, unsplit."""
+    reg = open_registry(f"sqlite:///{tmp_path / 'pa.db'}", "PA")
+    try:
+        acme = open_general(reg, "alice")
+        issue(reg, 100)
+        fund(reg, acme, 50)  # 1-50 at alice, 51-100 in the allocation account
+        with reg.engine.begin() as conn:
+            alloc = conn.execute(text("SELECT MIN(id) FROM accounts WHERE type = 'state'")).scalar()
+            conn.execute(
+                text(
+                    "INSERT INTO blocks (issuer, program, unit_type, vintage, start_serial, "
+                    "end_serial, account_id, state, quarantined, version) "
+                    "VALUES ('PA', 'RGGI', 'allowance', 2025, 10, 12, :a, 'held', false, 1)"
+                ),
+                {"a": alloc},
+            )
+        disputed = UnitBlock(UC, SerialRange(10, 12))
+        apply_verdict(reg.ledger, verdict("run-1", 1, disputed), oversight_actor("EPA"))
+        with reg.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT start_serial, end_serial FROM blocks WHERE quarantined ORDER BY 1, 2")
+            ).all()
+        assert [tuple(r) for r in rows] == [(1, 50), (10, 12)]
+    finally:
+        reg.close()
