@@ -346,3 +346,34 @@ def test_status_lists_the_unsettled_transfers_of_both_sides_oldest_first(pair: P
     pair.deliver(pair.ny.redrive())
     for gw in (pair.pa, pair.ny):
         assert gw.read(unsettled).total == 0, gw.me
+
+
+def test_a_credit_of_a_committed_transfer_lands_quarantined(pair: Pair) -> None:
+    """Reconciliation disputes serials pinned at the destination: the transfer still commits
+    and credits (a committed transfer must roll forward), and the credit lands quarantined."""
+    from regfed.node.domain.commands import ApplyVerdict
+    from regfed.node.domain.holdings import BlockState
+    from regfed.node.quarantine import apply_verdict, oversight_actor
+
+    tid, outbound = propose(pair, 120)
+    [first] = outbound
+    replies = pair.ny.receive(first.envelope, Identity(Role.REGISTRY, "PA"))  # NY pins
+    with pair.ny.registry.ledger.store.read() as tx:
+        pinned = tuple(h.block for h in tx.transfer_blocks(tid, BlockState.INCOMING))
+    assert sum(b.quantity for b in pinned) == 120
+    verdict = ApplyVerdict(
+        operation_id="verdict:run-1",
+        run_id="run-1",
+        sequence=1,
+        status="inconsistent",
+        release=False,
+        blocks=pinned,
+    )
+    apply_verdict(pair.ny.ledger, verdict, oversight_actor("EPA"))
+    pair.deliver(pair.pa.answer("NY", replies))
+    dest = pair.ny.transfer_row(tid)
+    assert dest is not None and (dest.status, dest.settled) == ("completed", True)
+    blocks = pair.ny.registry.queries.holdings(pair.carol, person("carol")).blocks
+    assert [(b.state, b.quarantined) for b in blocks] == [("held", True)]
+    assert sum(b.block["end"] - b.block["start"] + 1 for b in blocks) == 120
+    assert pair.ny.registry.queries.verify().ok
