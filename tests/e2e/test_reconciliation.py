@@ -416,3 +416,20 @@ def test_the_missed_nightly_window_runs_once_at_start_and_not_again_after_a_rest
         time.sleep(2.0)
         assert len(scheduled()) == 1
         assert [r["trigger"] for r in runs()] == ["on_demand", "scheduled"]
+
+        # On the oversight host, from its own file (its certificate, its listen address).
+        config = fed.oversight_config()
+        keys = ("code", "listen", "ca", "certificate", "key", "signing_key", "directory")
+        toml = tmp_path / "oversight.toml"
+        lines = [f'{k} = "{getattr(config, k)}"' for k in keys]
+        toml.write_text("\n".join([*lines, f'database = "{config.database}"']) + "\n")
+        result = subprocess.run(
+            [sys.executable, "-m", "regfed.cli", "reconcile", "--config", str(toml), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["status"] == "completed"
+        assert len(runs()) == 3

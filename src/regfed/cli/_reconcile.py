@@ -14,11 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from regfed.certs.identity import Role
+from regfed.gateway.config import load_config
 from regfed.local import Federation, TransferFailed
 from regfed.local.oversight import OversightClient
+from regfed.oversight.config import OversightConfig
 
 from ._node import add_federation_option
 from ._output import EXIT_FAILED, EXIT_REFUSED, emit_json, table
@@ -59,6 +62,12 @@ def register(commands: Any) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     add_federation_option(p)
     p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="on the oversight host: the oversight node's own file (instead of --federation)",
+    )
+    p.add_argument(
         "--as",
         dest="role",
         choices=list(ROLES),
@@ -71,6 +80,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace) -> OversightClient:
+    if args.config is not None:
+        if args.federation is not None:
+            raise ValueError("--config and --federation do not mix: give one")
+        return OversightClient.from_config(load_config(args.config, schema=OversightConfig).config)
     federation = Federation.load(args.federation)
     return OversightClient(federation, ROLES[args.role], args.registry)
 

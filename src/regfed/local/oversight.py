@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
+from regfed.certs.directory import Member
 from regfed.certs.documents import open_document
 from regfed.certs.identity import Role
 from regfed.gateway._generated.reconciliation.v1 import reconciliation_pb2, reconciliation_pb2_grpc
+from regfed.gateway.daemon import load_directory
+from regfed.gateway.probe import probe_address, server_name
 from regfed.gateway.transport import CODE_KEY, channel_credentials
 from regfed.gateway.verdicts import document_of, oversight_member
+from regfed.oversight.config import OversightConfig
 
 from .client import TransferFailed
 from .federation import Federation
@@ -24,26 +27,54 @@ from .federation import Federation
 ProgressCallback = Callable[[str, str, int, int], None]
 
 
-@dataclass
 class OversightClient:
-    federation: Federation
-    role: Role = Role.OVERSIGHT
-    registry: str | None = None
-    timeout: float = 30.0
+    """A client of the oversight node's API. From a local federation (``federation.json``:
+    the oversight credential by default, or a registry's administrator or node credential to
+    read runs), or on the oversight host from its own configuration (:meth:`from_config`)."""
 
-    def __post_init__(self) -> None:
-        directory = self.federation.directory()
-        member = oversight_member(directory)
+    def __init__(
+        self,
+        federation: Federation,
+        role: Role = Role.OVERSIGHT,
+        registry: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        member = oversight_member(federation.directory())
         if member is None:
-            raise ValueError(f"the directory of {self.federation.file} lists no oversight node")
-        self.member = member
-        code = self.registry or self.federation.registries[0]
-        chain, key = self.federation.credential(code, self.role)
+            raise ValueError(f"the directory of {federation.file} lists no oversight node")
+        chain, key = federation.credential(registry or federation.registries[0], role)
         credentials = channel_credentials(
-            self.federation.ca.read_bytes(), chain.read_bytes(), key.read_bytes()
+            federation.ca.read_bytes(), chain.read_bytes(), key.read_bytes()
         )
-        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-        self.channel = grpc.secure_channel(member.endpoint, credentials, options)
+        self._open(member, member.endpoint, credentials, [], timeout)
+
+    @classmethod
+    def from_config(cls, config: OversightConfig, timeout: float = 30.0) -> OversightClient:
+        """As the oversight node itself (its certificate), at its own listen address."""
+        member = oversight_member(load_directory(config))
+        if member is None or member.code != config.code:
+            raise ValueError(f"the directory {config.directory} does not list {config.code}")
+        ca, cert, key = (p.read_bytes() for p in (config.ca, config.certificate, config.key))
+        name = server_name(cert)
+        options = [] if name is None else [("grpc.ssl_target_name_override", name)]
+        client = cls.__new__(cls)
+        client._open(
+            member, probe_address(config), channel_credentials(ca, cert, key), options, timeout
+        )
+        return client
+
+    def _open(
+        self,
+        member: Member,
+        address: str,
+        credentials: grpc.ChannelCredentials,
+        options: list[tuple[str, Any]],
+        timeout: float,
+    ) -> None:
+        self.member = member
+        self.timeout = timeout
+        options = [*options, ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        self.channel = grpc.secure_channel(address, credentials, options)
         self.stub = reconciliation_pb2_grpc.OversightStub(self.channel)
 
     def close(self) -> None:
