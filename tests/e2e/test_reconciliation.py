@@ -27,7 +27,7 @@ import pytest
 from federation_support import fund, open_account, running_federation
 
 from regfed.certs.identity import Role
-from regfed.local import Federation, LocalFederation, RegistryClient
+from regfed.local import Federation, LocalFederation, RegistryClient, TransferFailed
 from regfed.local.oversight import OversightClient
 
 pytestmark = pytest.mark.e2e
@@ -283,6 +283,12 @@ def test_each_kind_is_named_its_serials_quarantined_and_a_clean_run_releases(
     # A registry's administrator may read runs; a trader may not.
     with OversightClient(fed, Role.ADMINISTRATOR, "PA") as admin:
         assert admin.show("latest")["run_id"] == clean["run_id"]
+        with pytest.raises(TransferFailed) as refused_admin:
+            admin.reconcile()
+    assert refused_admin.value.code == "WRONG_ROLE"
+    with OversightClient(fed, Role.TRADER, "PA") as trader, pytest.raises(TransferFailed) as no:
+        trader.runs()
+    assert no.value.code == "WRONG_ROLE"
 
 
 def cli(federation: Federation, *args: str) -> dict[str, Any]:
@@ -320,6 +326,9 @@ def test_a_transfer_settling_between_two_reads_is_explained(
         runner = threading.Thread(target=lambda: outcome.update(reconcile(fed)))
         runner.start()
         eventually((pause / "read-PA").exists, "the run read PA")
+        with pytest.raises(TransferFailed) as busy:  # one run at a time
+            reconcile(fed)
+        assert busy.value.code == "RUN_IN_PROGRESS"
         moved = send(fed, acc[source], acc[destination], quantity=40)
         (pause / "go-PA").touch()
         runner.join(60)
