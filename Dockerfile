@@ -10,6 +10,7 @@ COPY src src
 COPY node node
 COPY gateway gateway
 COPY certs certs
+COPY reconciliation reconciliation
 RUN pip install --no-cache-dir . && rm -rf /build
 
 # A fixed, unprivileged user: keys are written 0600 by the certs job and read by the nodes, so

@@ -73,3 +73,17 @@ def test_the_regfed_command_is_installed() -> None:
         check=True,
     )
     assert result.stdout.startswith("regfed ")
+
+
+def test_the_image_copies_every_folder_the_distribution_installs() -> None:
+    """The Dockerfile installs from a copy of the source folders: one missing (a new top-level
+    package) would break the image build, not any test that runs from the checkout."""
+    package_dir = _setuptools_config()["package-dir"]
+    assert isinstance(package_dir, dict)
+    needed = {str(folder).split("/")[0] for folder in package_dir.values()}
+    copied = {
+        line.split()[1]
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+    }
+    assert needed <= copied, f"Dockerfile does not COPY {sorted(needed - copied)}"
