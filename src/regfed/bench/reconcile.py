@@ -5,7 +5,8 @@ registry's SQLite store filled from :mod:`regfed.reconciliation.bench`'s generat
 blocks, issuances, transfers in flight and the journal entries that make its books agree
 (:mod:`.reconcile_fill`, two registries at a time on two cores), with ``overlaps`` copied blocks
 injected in mixed shapes; then the registry node processes are started (no oversight process:
-this process is the oversight client, with the oversight certificate).
+this process is the oversight client, with the oversight certificate), at a lower CPU priority
+(:data:`NODE_NICE`).
 
 Measure (``seconds``): one :class:`regfed.oversight.reconciler.Reconciler` run over every
 node's signed snapshot stream (gRPC, mutual TLS, Ed25519 trailers), the sweep, the journal
@@ -157,7 +158,11 @@ def fill_all(folder: Path, s: Shape, progress: Progress) -> dict[str, Any]:
     blocks = sum(w["blocks"] for w in written)
     progress(f"filled {s.registries} registries: {blocks:,} blocks in {seconds:.1f} s")
     # Each block is one row in blocks and one in journal_movements.
-    return {"blocks": blocks, "seconds": seconds, "rows_per_s": round(2 * blocks / seconds)}
+    return {
+        "blocks": blocks,
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(2 * blocks / seconds),
+    }
 
 
 def prepare(folder: Path, s: Shape, progress: Progress) -> tuple[Federation, dict[str, Any]]:

@@ -126,7 +126,7 @@ def shape(n_blocks: int, registries: int, overlaps: int, seed: int) -> Shape:
     200 blocks of a class up to 500 000 blocks, then rarer). A node's snapshot trailer carries
     its totals per class and state and its unsettled transfers in one message of at most
     224 KiB; the pure benchmark's fixed shape (1000 blocks a class, a transfer every 200) would
-    need about 1.4 MB per registry at 10^7 blocks, which a node refuses to send (OVERSIZED)."""
+    need 1.47 MB per registry at 10^7 blocks, which a node refuses to send (OVERSIZED)."""
     classes = max(1, min(500, -(-n_blocks // 1000)))
     per_class = -(-n_blocks // classes)
     every = 200 * max(1, round(n_blocks / 500_000))
