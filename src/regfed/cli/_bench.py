@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from ._output import emit_json
+from ._output import emit_json, whole_number
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/"
 
@@ -30,6 +32,33 @@ def register(commands: Any) -> None:
     t.add_argument("--traders", type=int, default=32, help="concurrent traders (default 32)")
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.set_defaults(handler=_transfers)
+    r = sub.add_parser(
+        "reconcile",
+        help="reconcile a generated federation through real nodes and signed streams",
+    )
+    r.add_argument("--registries", type=whole_number, default=10, help="(default 10)")
+    r.add_argument(
+        "--blocks", type=whole_number, default=1_000_000, help="blocks in all (default 1000000)"
+    )
+    r.add_argument(
+        "--overlaps", type=whole_number, default=100, help="injected overlaps (default 100)"
+    )
+    r.add_argument("--seed", type=whole_number, default=0, help="generator seed (default 0)")
+    r.add_argument(
+        "--dir",
+        type=Path,
+        help="build the federation here and keep it (a later run of the same shape reuses it); "
+        "default: a temporary folder, removed afterwards",
+    )
+    r.add_argument("--no-naive", action="store_true", help="skip the naive per-serial check")
+    r.add_argument(
+        "--node-nice",
+        type=whole_number,
+        default=10,
+        help="niceness of the node processes while measuring (default 10; 0: equal priority)",
+    )
+    r.add_argument("--json", action="store_true", help="print one JSON object")
+    r.set_defaults(handler=_reconcile)
 
 
 def _ledger(args: argparse.Namespace) -> int:
@@ -65,3 +94,35 @@ def _transfers(args: argparse.Namespace) -> int:
         for key, value in figures.items():
             print(f"{key}: {value}")
     return 0 if not figures["audit_problems"] else 1
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from regfed.bench.reconcile import run_reconcile_bench  # noqa: PLC0415 - heavy, on demand
+
+    def progress(text: str) -> None:
+        print(f"... {text}", file=sys.stderr, flush=True)
+
+    if args.registries < 3 or args.blocks < 1000 or args.overlaps < 0:
+        print(
+            "regfed bench reconcile: at least 3 registries and 1000 blocks, overlaps >= 0",
+            file=sys.stderr,
+        )
+        return 2
+    figures = run_reconcile_bench(
+        args.blocks,
+        registries=args.registries,
+        overlaps=args.overlaps,
+        seed=args.seed,
+        folder=args.dir,
+        naive=not args.no_naive,
+        node_nice=args.node_nice,
+        progress=progress,
+    )
+    if args.json:
+        emit_json(figures)
+    else:
+        for key, value in figures.items():
+            shown = json.dumps(value) if isinstance(value, dict | list) else value
+            print(f"{key}: {shown}")
+    clean = figures["overlaps_found"] == figures["overlaps_injected"]
+    return 0 if clean and not figures["false_positives"] else 1
