@@ -67,9 +67,10 @@ SAMPLE_EVERY_S = 0.05
 #: process is the oversight node, the one serial consumer of every stream; on one machine of two
 #: cores the ten nodes, which read ahead of it, would otherwise take most of its core whenever
 #: they run (the scheduler shares a core among eleven processes), although in a deployment each
-#: runs on a machine of its own. A lower priority for the nodes gives the CPU the same work in
-#: the order a deployment would; 0 shares it equally (see BENCHMARKS.md for both).
-NODE_NICE = 10
+#: runs on a machine of its own. A lower priority for the nodes (``--node-nice 10``) gives the
+#: CPU the same work in the order a deployment would. The default, 0, shares it equally: the
+#: headline figures are the ones nothing was tuned for (BENCHMARKS.md gives both).
+NODE_NICE = 0
 #: What a node runs with on the bench: its re-drive pass (every second by default) would
 #: re-read every transfer left in flight, and there is no oversight node to poll for verdicts.
 NODE_SETTINGS = {"redrive_interval": 3600.0, "verdict_poll": 0.0}

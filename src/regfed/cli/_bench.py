@@ -54,8 +54,9 @@ def register(commands: Any) -> None:
     r.add_argument(
         "--node-nice",
         type=whole_number,
-        default=10,
-        help="niceness of the node processes while measuring (default 10; 0: equal priority)",
+        default=0,
+        help="niceness of the node processes while measuring (default 0: equal priority; 10 "
+        "approximates nodes on machines of their own)",
     )
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(handler=_reconcile)
