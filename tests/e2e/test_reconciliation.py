@@ -224,6 +224,11 @@ def test_each_kind_is_named_its_serials_quarantined_and_a_clean_run_releases(
         assert named, (name, found["result"]["discrepancies"])
         if kind == "TRANSFER_LOGS_DISAGREE":
             assert named[0]["transfer_ids"] == [tid]
+        elif kind == "UNITS_HELD_NOWHERE":
+            # Check 3's quantity statement for the class: five units short.
+            [supply] = findings(found, "SUPPLY_NOT_CONSERVED")
+            assert (supply["issuer"], supply["vintage"]) == ("PA", 2025)
+            assert supply["details"]["issued"] - supply["details"]["accounted"] == 5
         else:
             assert named[0]["issuer"] == "PA" and named[0]["vintage"] == 2025
             # The registry's books (its journal) disagree with the blocks written behind them.
