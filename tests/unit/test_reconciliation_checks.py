@@ -18,7 +18,8 @@ from regfed.reconciliation import (
     RegistrySnapshot,
     reconcile,
 )
-from regfed.reconciliation.bench import benchmark
+from regfed.reconciliation.bench import benchmark, generate, score
+from regfed.reconciliation.bench import snapshots as bench_snapshots
 
 pytestmark = pytest.mark.unit
 
@@ -229,3 +230,43 @@ def test_the_benchmark_finds_every_injected_overlap_and_nothing_else() -> None:
         assert figures["false_positives"] == 0
         assert figures["blocks"] > 5_000
     assert benchmark(3_000, registries=3, overlaps=0)["false_positives"] == 0
+
+
+def test_the_generator_stays_sound_with_larger_classes_and_rarer_transfers() -> None:
+    """The shape `regfed bench reconcile` asks for at large sizes: other codes, 2000 blocks a
+    class, a transfer every 400 blocks; still every injection found and nothing else."""
+    n = 12_000
+    spec = generate(
+        n, 5, 30, seed=3, codes=["RA", "RB", "RC", "RD", "RE"], blocks_per_class=2000,
+        transit_every=400,
+    )  # fmt: skip
+    assert len(spec.classes) == 6 and {b.registry for b in spec.injected} <= set(spec.registries)
+    result = reconcile(bench_snapshots(spec, n, materialize=True))
+    scored = score(result.discrepancies, spec.injected)
+    assert (scored.found, scored.false_positives, scored.missed) == (30, 0, ())
+    assert result.in_transit and not result.truncated
+    with pytest.raises(ValueError, match="multiple of 50"):
+        generate(n, 5, 30, transit_every=120)
+
+
+def test_an_injection_counts_as_found_only_when_its_serials_are_all_named() -> None:
+    spec = generate(5_000, 4, 8, seed=1)
+    result = reconcile(bench_snapshots(spec, 5_000, materialize=True))
+    overlaps = [d for d in result.discrepancies if d.kind == Kind.SERIAL_IN_TWO_PLACES]
+    supply = [d for d in result.discrepancies if d.kind == Kind.SUPPLY_NOT_CONSERVED]
+    assert score(result.discrepancies, spec.injected).found == 8
+    # Half of a finding's range names only part of the copy: that copy is missed.
+    first = overlaps[0]
+    assert first.start is not None and first.end is not None and first.end > first.start
+    halved = first._replace(end=first.start)
+    partial = score([halved, *overlaps[1:], *supply], spec.injected)
+    assert partial.found == 7 and len(partial.missed) == 1
+    # A class's supply off by anything but the injected units is a false positive.
+    details = dict(supply[0].details)
+    wrong = supply[0]._replace(
+        details=tuple({**details, "accounted": details["accounted"] + 1}.items())
+    )
+    assert score([*overlaps, wrong, *supply[1:]], spec.injected).false_positives == 1
+    # So is any other finding.
+    other = first._replace(kind=Kind.TOTALS_MISMATCH)
+    assert score([*overlaps, *supply, other], spec.injected).false_positives == 1

@@ -39,7 +39,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -152,9 +151,14 @@ def fill_all(folder: Path, s: Shape, progress: Progress) -> dict[str, Any]:
     began = time.perf_counter()
     context = multiprocessing.get_context("spawn")
     workers = max(1, min(2, os.cpu_count() or 1, s.registries))
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = [pool.submit(fill_registry, str(folder), s, r) for r in range(s.registries)]
-        written = [f.result() for f in futures]
+    pool = context.Pool(workers)
+    try:
+        jobs = [(str(folder), s, r) for r in range(s.registries)]
+        written = pool.starmap(fill_registry, jobs, chunksize=1)
+        pool.close()
+    finally:
+        pool.terminate()  # at once on an error or Ctrl-C: no worker outlives the bench
+        pool.join()
     seconds = time.perf_counter() - began
     blocks = sum(w["blocks"] for w in written)
     progress(f"filled {s.registries} registries: {blocks:,} blocks in {seconds:.1f} s")

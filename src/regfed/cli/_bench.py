@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,10 @@ def _reconcile(args: argparse.Namespace) -> int:
     def progress(text: str) -> None:
         print(f"... {text}", file=sys.stderr, flush=True)
 
+    def terminated(_signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signal.SIGTERM)  # unwinds: every node and worker is stopped
+
+    signal.signal(signal.SIGTERM, terminated)
     if args.registries < 3 or args.blocks < 1000 or args.overlaps < 0:
         print(
             "regfed bench reconcile: at least 3 registries and 1000 blocks, overlaps >= 0",
