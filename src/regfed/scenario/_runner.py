@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,7 +56,9 @@ class Runner(LedgerSteps, TransferSteps):
         self.federation = create_federation(
             self.folder / "federation",
             codes,
-            base_port=free_base_port(len(codes) + 1),
+            # A random start: two runs at once (two terminals, two test sessions) would
+            # otherwise probe the same ports and race to bind them.
+            base_port=free_base_port(len(codes) + 1, random.randrange(20_000, 60_000)),
             databases=self.databases.create(codes),
             settings=settings,
         )
