@@ -29,6 +29,17 @@ class TransferFailed(Exception):
         return {"status": self.status, "code": self.code, "message": self.message}
 
 
+def refusal(error: grpc.RpcError) -> TransferFailed:
+    """A node's refusal as :class:`TransferFailed`: its gRPC status, the stable code from the
+    trailing metadata (else the status), the message without the code's prefix."""
+    metadata = dict(error.trailing_metadata() or ())
+    status = error.code().name
+    code = str(metadata.get(CODE_KEY, status))
+    details = str(error.details() or "")
+    message = details.split(": ", 1)[-1] if details.startswith(code) else details
+    return TransferFailed(status, code, message)
+
+
 def transfer_dict(t: client_pb2.Transfer) -> dict[str, Any]:
     return {
         "transfer_id": t.transfer_id,
@@ -74,11 +85,7 @@ class RegistryClient:
         try:
             return method(request, timeout=timeout or self.timeout)
         except grpc.RpcError as error:
-            metadata = dict(error.trailing_metadata() or ())
-            code = str(metadata.get(CODE_KEY, error.code().name))
-            details = str(error.details() or "")
-            message = details.split(": ", 1)[-1] if details.startswith(code) else details
-            raise TransferFailed(error.code().name, code, message) from None
+            raise refusal(error) from None
 
     def holdings(self, account: str) -> list[dict[str, Any]]:
         reply = self._call(self.stub.ListHoldings, client_pb2.ListHoldingsRequest(account=account))

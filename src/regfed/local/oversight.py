@@ -16,11 +16,11 @@ from regfed.certs.identity import Role
 from regfed.gateway._generated.reconciliation.v1 import reconciliation_pb2, reconciliation_pb2_grpc
 from regfed.gateway.daemon import load_directory
 from regfed.gateway.probe import probe_address, server_name
-from regfed.gateway.transport import CODE_KEY, channel_credentials
+from regfed.gateway.transport import channel_credentials
 from regfed.gateway.verdicts import document_of, oversight_member
 from regfed.oversight.config import OversightConfig
 
-from .client import TransferFailed
+from .client import TransferFailed, refusal
 from .federation import Federation
 
 #: (stage, registry, done, total)
@@ -100,7 +100,7 @@ class OversightClient:
                 elif event.HasField("result"):
                     return self._verified(event.result)
         except grpc.RpcError as error:
-            raise _failed(error) from None
+            raise refusal(error) from None
         raise TransferFailed("UNAVAILABLE", "NO_RESULT", "the run ended without a result")
 
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -122,13 +122,4 @@ class OversightClient:
         try:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as error:
-            raise _failed(error) from None
-
-
-def _failed(error: grpc.RpcError) -> TransferFailed:
-    metadata = dict(error.trailing_metadata() or ())
-    status = error.code().name
-    code = str(metadata.get(CODE_KEY, status))
-    details = str(error.details() or "")
-    message = details.split(": ", 1)[-1] if details.startswith(code) else details
-    return TransferFailed(status, code, message)
+            raise refusal(error) from None
