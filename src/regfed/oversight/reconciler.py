@@ -14,7 +14,6 @@ and gRPC's flow control holds each node back to what the merge has consumed.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -277,7 +276,3 @@ def _parts(call: Iterator[Any], registry: str) -> Iterator[Any]:
         name = code.name if code is not None else "UNKNOWN"
         details = error.details() if hasattr(error, "details") else str(error)
         raise MalformedSnapshot(registry, f"STREAM_FAILED: {name}: {details}") from None
-
-
-def elapsed(since: float) -> float:
-    return round(time.monotonic() - since, 3)

@@ -26,7 +26,7 @@ from regfed.certs.documents import SignedDocument, sign_document
 from regfed.gateway.verdicts import VERDICT_FORMAT
 from regfed.reconciliation import ReconciliationResult
 
-from .reconciler import Outcome, Progress, Reconciler, _quiet, targets_of
+from .reconciler import Outcome, Progress, Reconciler, Target, _quiet, targets_of
 from .runs import RunRow, RunStore
 
 log = logging.getLogger("regfed.oversight")
@@ -155,7 +155,7 @@ class RunManager:
         else:
             status = "inconsistent"
         progress("sign", "", 0, 1)
-        document = self._document(row, status, follows, started, directory, outcome)
+        document = self._document(row, status, follows, started, directory, targets, outcome)
         signed = sign_document(document, self.signing_key)
         counts = dict(outcome.result.counts) if outcome.result is not None else {}
         finished = self.store.finish(
@@ -188,6 +188,7 @@ class RunManager:
         follows: str | None,
         started: str,
         directory: Directory,
+        targets: list[Target],
         outcome: Outcome,
     ) -> dict[str, Any]:
         result = outcome.result
@@ -204,7 +205,7 @@ class RunManager:
             "finished_at": utc_text(),
             "directory_version": directory.version,
             "settlement_limit_s": self.settlement_limit_s,
-            "registries": sorted(t.code for t in targets_of(directory)),
+            "registries": sorted(t.code for t in targets),
             "missing": [
                 {"registry": r, "reason": why} for r, why in sorted(outcome.missing.items())
             ],
