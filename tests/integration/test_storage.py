@@ -102,6 +102,36 @@ def test_sqlite_runs_wal_with_full_synchronous(tmp_path: object) -> None:
     reg.close()
 
 
+def test_many_engines_opening_one_new_sqlite_file_at_once_all_get_wal(tmp_path: object) -> None:
+    # Switching a new file to WAL answered "database is locked" at once, without waiting out
+    # the busy timeout, when another connection was opening it too (1 in 17 three-way races).
+    import threading
+    from pathlib import Path
+
+    failures: list[BaseException] = []
+    for attempt in range(25):
+        url = f"sqlite:///{Path(str(tmp_path)) / f'new-{attempt}.db'}"
+        barrier = threading.Barrier(6, timeout=30)
+
+        def connect(url: str = url, barrier: threading.Barrier = barrier) -> None:
+            engine = make_engine(url)
+            try:
+                barrier.wait()
+                with engine.connect() as conn:
+                    assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            except BaseException as error:  # collected: a thread's failure must fail the test
+                failures.append(error)
+            finally:
+                engine.dispose()
+
+        threads = [threading.Thread(target=connect) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert failures == [], f"attempt {attempt}: {failures}"
+
+
 def test_verify_detects_tampering_with_holdings(db_url: str) -> None:
     reg = open_registry(db_url, "PA")
     acme = open_general(reg, "alice")
