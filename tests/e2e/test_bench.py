@@ -56,7 +56,11 @@ def test_reconcile_bench_finds_every_injected_overlap_through_real_nodes(tmp_pat
         assert figures[key] > 0, key
     assert set(figures["rss_mb"]) == {"bench", "RA", "RB", "RC"}
     assert figures["peak_rss_mb"] == max(figures["rss_mb"].values())
-    assert figures["peak_rss_mb"] < figures["total_rss_mb"] <= sum(figures["rss_mb"].values())
+    # Each figure is rounded to 0.1 MB on its own, so the sum of the rounded peaks may fall
+    # short of the rounded total by up to 0.05 MB per figure (seen in CI: 387.1 > 387.0).
+    rounding = 0.05 * (len(figures["rss_mb"]) + 1)
+    assert figures["peak_rss_mb"] < figures["total_rss_mb"]
+    assert figures["total_rss_mb"] <= sum(figures["rss_mb"].values()) + rounding
     assert figures["largest_process"] in figures["rss_mb"]
     assert figures["naive_ratio"] is None and figures["naive_seconds"] is None
     # The stores were filled through the books: every registry's ledger verifies (hash chain,
