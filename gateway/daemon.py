@@ -30,11 +30,15 @@ from . import logs
 from ._generated.client.v1 import client_pb2_grpc
 from ._generated.health.v1 import health_pb2_grpc
 from ._generated.peer.v1 import peer_pb2_grpc
+from ._generated.query.v1 import query_pb2_grpc
 from ._generated.reconciliation.v1 import reconciliation_pb2_grpc
+from ._generated.report.v1 import report_pb2_grpc
 from .crash import protocol_clock
 from .dispatch import Dispatcher
 from .metrics import MetricsServer, NodeMetrics
+from .query_service import REGISTRY_QUERY_SERVICE, RegistryQueryService
 from .reconcile_service import RECONCILIATION_SERVICE, ReconciliationService
+from .records_service import PUBLIC_RECORDS_SERVICE, PublicRecordsService
 from .service import DEFAULT_ASK_AFTER, DEFAULT_HOLD_SECONDS, Gateway
 from .store import GatewayRecords
 from .transport import (
@@ -188,6 +192,10 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     client_pb2_grpc.add_RegistryServicer_to_server(clients, server)
     reconciler = ReconciliationService(gateway, callers)
     reconciliation_pb2_grpc.add_ReconciliationServicer_to_server(reconciler, server)
+    queries = RegistryQueryService(gateway, callers)
+    query_pb2_grpc.add_RegistryQueryServicer_to_server(queries, server)
+    records = PublicRecordsService(gateway, callers)
+    report_pb2_grpc.add_PublicRecordsServicer_to_server(records, server)
     health = HealthService()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     if config.reflection:
@@ -195,12 +203,23 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
             PEER_SERVICE,
             CLIENT_SERVICE,
             RECONCILIATION_SERVICE,
+            REGISTRY_QUERY_SERVICE,
+            PUBLIC_RECORDS_SERVICE,
             HEALTH_SERVICE,
             reflection.SERVICE_NAME,
         )
         reflection.enable_server_reflection(names, server)
     listen_secure(server, config.listen, ca, cert, key)
-    exporter = instrument(config.metrics_listen, gateway, dispatcher, peers, clients, reconciler)
+    exporter = instrument(
+        config.metrics_listen,
+        gateway,
+        dispatcher,
+        peers,
+        clients,
+        reconciler,
+        queries,
+        records,
+    )
     await server.start()
     # Everything allocated so far (modules, tables, stubs) lives as long as the process: keep
     # it out of the collector's full passes, which otherwise stalled every thread for 60-100 ms
@@ -231,6 +250,8 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
         poller.cancel()
     await server.stop(grace=grace)
     reconciler.close()
+    queries.close()
+    records.close()
     unsent = await dispatcher.drain(grace - (loop.time() - began))
     if exporter is not None:
         exporter.close()
@@ -252,7 +273,11 @@ def instrument(
     listen: str | None,
     gateway: Gateway,
     dispatcher: Dispatcher,
-    *services: PeerService | RegistryService | ReconciliationService,
+    *services: PeerService
+    | RegistryService
+    | ReconciliationService
+    | RegistryQueryService
+    | PublicRecordsService,
 ) -> MetricsServer | None:
     """Count and time what the node does, and serve it on ``listen``; nothing when None."""
     if listen is None:

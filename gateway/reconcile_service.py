@@ -31,7 +31,7 @@ from .errors import GatewayError, status_of
 from .service import Gateway
 from .snapshot_source import journal_parts, snapshot_parts
 from .snapshot_stream import StreamTooLarge
-from .transport import Callers, Context, ObserveRpc, refuse
+from .transport import Callers, Context, _Timed, refuse
 
 T = TypeVar("T")
 RECONCILIATION_SERVICE = "regfed.reconciliation.v1.Reconciliation"
@@ -45,15 +45,18 @@ MAX_RUN_ID_CHARS = 128
 _END = object()
 
 
-def check_reconciler(identity: Identity, directory: Directory) -> None:
-    """Who may read a registry for reconciliation: the oversight member active in the
-    directory, by its own certificate. Refused: every registry's nodes and people."""
+def check_reconciler(
+    identity: Identity, directory: Directory, purpose: str = "for reconciliation"
+) -> None:
+    """Who may read a registry for reconciliation (or, ``purpose``, its public records): the
+    oversight member active in the directory, by its own certificate. Refused: every
+    registry's nodes and people."""
     member = directory.member(identity.registry)
     if identity.role is not Role.OVERSIGHT:
         raise GatewayError(
             "WRONG_ROLE",
             f"a {identity.registry} {identity.role.value} certificate cannot read a registry "
-            "for reconciliation: only the oversight node's certificate can",
+            f"{purpose}: only the oversight node's certificate can",
         )
     if member is None or member.role is not Role.OVERSIGHT or member.status != MemberStatus.ACTIVE:
         raise GatewayError(
@@ -130,18 +133,17 @@ async def pumped(
         credits.release()  # a producer waiting for credit sees the stop at once
 
 
-Handler = Callable[[Any, Any, Context], AsyncGenerator[pb.SignedPart, None]]
+Handler = Callable[[Any, Any, Context], AsyncGenerator[Any, None]]
 
 
-def _guarded_stream(handler: Handler) -> Handler:
+def guarded_stream(handler: Handler) -> Handler:
     """A streaming handler's refusals leave as gRPC statuses with their code (as transport's
-    ``_guarded`` does for single replies); its calls are timed when metrics are on."""
+    ``_guarded`` does for single replies); its calls are timed when metrics are on. For the
+    methods of a servicer with ``SERVICE`` and ``observe_rpc`` (transport's ``_Timed``)."""
     method = handler.__name__
 
     @functools.wraps(handler)
-    async def wrapper(
-        self: ReconciliationService, request: Any, context: Context
-    ) -> AsyncGenerator[pb.SignedPart, None]:
+    async def wrapper(self: _Timed, request: Any, context: Context) -> AsyncGenerator[Any, None]:
         began = time.perf_counter()
         outcome = "UNKNOWN"
         try:
@@ -165,9 +167,8 @@ def _guarded_stream(handler: Handler) -> Handler:
     return wrapper
 
 
-class ReconciliationService(pb_grpc.ReconciliationServicer):
+class ReconciliationService(_Timed, pb_grpc.ReconciliationServicer):
     SERVICE = "reconciliation"
-    observe_rpc: ObserveRpc | None = None
 
     def __init__(self, gateway: Gateway, callers: Callers, read_ahead: int = READ_AHEAD) -> None:
         self.gateway = gateway
@@ -178,7 +179,7 @@ class ReconciliationService(pb_grpc.ReconciliationServicer):
     def _caller(self, context: Context) -> None:
         check_reconciler(self.callers.identify(context), self.gateway.directory)
 
-    @_guarded_stream
+    @guarded_stream
     async def Snapshot(  # noqa: N802 - the generated servicer's names
         self, request: pb.SnapshotRequest, context: Context
     ) -> AsyncGenerator[pb.SignedPart, None]:
@@ -195,7 +196,7 @@ class ReconciliationService(pb_grpc.ReconciliationServicer):
         async for part in pumped(parts, self.executor, self.read_ahead):
             yield part
 
-    @_guarded_stream
+    @guarded_stream
     async def Journal(  # noqa: N802
         self, request: pb.JournalRequest, context: Context
     ) -> AsyncGenerator[pb.SignedPart, None]:

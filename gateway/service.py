@@ -315,7 +315,9 @@ class Gateway:
                 self.ledger.programs.get(block.unit_class.program)
             except RegistryError as error:
                 return error.code
-        refusal = interstate.incoming_refusal(self.ledger, tx, lot.to_account, lot.blocks)
+        refusal = interstate.incoming_refusal(
+            self.ledger, tx, lot.to_account, lot.blocks, lot.provenance
+        )
         return None if refusal is None else refusal.code
 
     def _status_query(
@@ -448,7 +450,9 @@ class Gateway:
                 tx,
                 tid,
                 op,
-                lambda t, w: interstate.pin(self.ledger, t, w, tid, lot.to_account, lot.blocks),
+                lambda t, w: interstate.pin(
+                    self.ledger, t, w, tid, lot.to_account, lot.blocks, lot.provenance
+                ),
             )
         elif op is LedgerOp.CREDIT:
             self.ledger_step(tx, tid, op, lambda t, w: interstate.credit(t, w, tid))

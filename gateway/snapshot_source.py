@@ -86,6 +86,11 @@ class RegistryRead:
         finally:
             cursor.close()
 
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> Generator[tuple[Any, ...], None, None]:
+        """Any read-only query on this same read, a batch at a time: other streams taken from
+        one consistent read use it (a node's public records, gateway/records_source.py)."""
+        return self._rows(sql, params)
+
     def journal_head(self) -> tuple[int, str]:
         rows = list(self._rows("SELECT seq, hash FROM journal_head WHERE id = 1"))
         return (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS_HASH)

@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
+from regfed.node.domain.prices import Price
 from regfed.node.storage import schema as t
 from regfed.node.storage.prepared import Prepared
 from regfed.node.storage.store import LedgerTx
@@ -41,6 +42,8 @@ class TransferRow:
     error_message: str | None
     created_at: str
     updated_at: str
+    #: The price per unit the trader gave (the source's and a local transfer's records).
+    price: Price | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,9 @@ def _row(r: Row[Any]) -> TransferRow:
         error_message=r.error_message,
         created_at=r.created_at,
         updated_at=r.updated_at,
+        price=(
+            None if r.price_amount is None else Price(str(r.price_amount), str(r.price_currency))
+        ),
     )
 
 
@@ -171,6 +177,8 @@ class GatewayRecords:
             "error_message": row.error_message,
             "created_at": row.created_at,
             "updated_at": row.updated_at,
+            "price_amount": None if row.price is None else row.price.amount,
+            "price_currency": None if row.price is None else row.price.currency,
         }
         _INSERT_TRANSFER.run(self.conn, values)
         if row.settled:

@@ -26,6 +26,7 @@ from regfed.node.domain.errors import (
     UnitsNotHeld,
     UnknownProgram,
 )
+from regfed.node.domain.prices import Price
 from regfed.node.domain.representatives import Right
 from regfed.node.domain.serials import UnitBlock
 from regfed.node.storage.store import LedgerTx
@@ -56,10 +57,12 @@ class TransferRequest:
     from_account: str
     to_account: str
     selection: Selection
+    #: The price per unit agreed, if given: recorded by this (the source) registry only.
+    price: Price | None = None
 
     def fingerprint(self) -> str:
         s = self.selection
-        body = {
+        body: dict[str, Any] = {
             "from": self.from_account,
             "to": self.to_account,
             "quantity": s.quantity,
@@ -68,6 +71,10 @@ class TransferRequest:
             "vintage": s.vintage,
             "blocks": [b.to_dict() for b in s.blocks],
         }
+        # Only when given: a proposal stored before prices existed keeps its fingerprint, and
+        # the same request id with another price (or none) is a conflict.
+        if self.price is not None:
+            body["price"] = self.price.to_dict()
         raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(raw).hexdigest()
 
@@ -85,6 +92,7 @@ class TransferView:
     error_code: str
     error_message: str
     request_id: str
+    price: Price | None = None
 
     @classmethod
     def of(cls, row: TransferRow) -> TransferView:
@@ -101,6 +109,7 @@ class TransferView:
             error_code=row.error_code or "",
             error_message=row.error_message or "",
             request_id=row.request_id or "",
+            price=row.price,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,6 +125,7 @@ class TransferView:
             "error_code": self.error_code,
             "error_message": self.error_message,
             "request_id": self.request_id,
+            "price": None if self.price is None else self.price.to_dict(),
         }
 
 
@@ -237,11 +247,17 @@ class Trading:
                     request.from_account,
                     request.selection,
                     actor,
+                    request.price,
                 )
             ),
             actor=actor,
         )
-        lot = Lot(tuple(escrowed), request.from_account, request.to_account)
+        lot = Lot(
+            tuple(escrowed),
+            request.from_account,
+            request.to_account,
+            interstate.provenance_for(tx, escrowed),
+        )
         decision = source.propose(
             transfer_id, self.me, peer, lot, gateway.clock(), gateway.hold_seconds
         )
@@ -277,6 +293,7 @@ class Trading:
                 from_account=request.from_account,
                 to_account=request.to_account,
                 selection=request.selection,
+                price=request.price,
             )
             result = gateway.ledger.apply(
                 tx, command, actor, "transfer", gateway.ledger.transfer_body(command, actor)
@@ -429,6 +446,7 @@ def _row(
         error_message=None,
         created_at=at,
         updated_at=at,
+        price=request.price,
     )
 
 

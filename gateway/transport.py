@@ -27,6 +27,7 @@ from regfed.certs.intermediate import load_crl
 from regfed.certs.verify import CertificateRefused, identity_of_peer_chain
 from regfed.node import RegistryError
 from regfed.node.domain.commands import Selection
+from regfed.node.domain.prices import Price
 from regfed.node.domain.serials import UnitBlock
 
 from ._generated.client.v1 import client_pb2, client_pb2_grpc
@@ -227,8 +228,10 @@ class PeerService(_Timed, peer_pb2_grpc.PeerServicer):
         return await self._deliver(request, context, "peer-status")
 
 
-def _block(d: dict[str, Any], state: str = "") -> client_pb2.Block:
-    return client_pb2.Block(
+def _block(
+    d: dict[str, Any], state: str = "", provenance: dict[str, Any] | None = None
+) -> client_pb2.Block:
+    block = client_pb2.Block(
         issuer=str(d["issuer"]),
         program=str(d["program"]),
         unit_type=str(d["unit_type"]),
@@ -237,6 +240,14 @@ def _block(d: dict[str, Any], state: str = "") -> client_pb2.Block:
         end=int(d["end"]),
         state=state,
     )
+    if provenance is not None:
+        block.provenance.CopyFrom(
+            client_pb2.Provenance(
+                issuance=_block(provenance["issuance"]),
+                **{k: str(v) for k, v in provenance.items() if k != "issuance"},
+            )
+        )
+    return block
 
 
 def transfer_pb(view: TransferView) -> client_pb2.Transfer:
@@ -252,6 +263,7 @@ def transfer_pb(view: TransferView) -> client_pb2.Transfer:
         quantity=view.quantity,
         request_id=view.request_id,
         side=view.side,
+        price=None if view.price is None else client_pb2.Price(**view.price.to_dict()),
     )
 
 
@@ -267,6 +279,12 @@ def block_dict(b: client_pb2.Block) -> dict[str, Any]:
     }
     if b.state:
         out["state"] = b.state
+    if b.HasField("provenance"):
+        p = b.provenance
+        out["provenance"] = {
+            "issuance": block_dict(p.issuance),
+            **{f.name: getattr(p, f.name) for f in p.DESCRIPTOR.fields if f.name != "issuance"},
+        }
     return out
 
 
@@ -278,6 +296,13 @@ def selection_of(request: client_pb2.ProposeTransferRequest) -> Selection:
         vintage=request.vintage or None,
         blocks=tuple(UnitBlock.from_dict(block_dict(b)) for b in request.blocks),
     )
+
+
+def price_of(request: client_pb2.ProposeTransferRequest) -> Price | None:
+    """The request's price per unit, checked (InvalidArgument when it is not one), or None."""
+    if not request.HasField("price"):
+        return None
+    return Price.parse(request.price.amount, request.price.currency)
 
 
 class RegistryService(_Timed, client_pb2_grpc.RegistryServicer):
@@ -317,7 +342,7 @@ class RegistryService(_Timed, client_pb2_grpc.RegistryServicer):
         )
         return client_pb2.ListHoldingsReply(
             account=holdings.account,
-            blocks=[_block(h.block, h.state) for h in holdings.blocks],
+            blocks=[_block(h.block, h.state, h.provenance) for h in holdings.blocks],
         )
 
     @_guarded
@@ -328,7 +353,11 @@ class RegistryService(_Timed, client_pb2_grpc.RegistryServicer):
     ) -> client_pb2.Transfer:
         actor = self._actor(context)
         proposal = TransferRequest(
-            request.request_id, request.from_account, request.to_account, selection_of(request)
+            request.request_id,
+            request.from_account,
+            request.to_account,
+            selection_of(request),
+            price_of(request),
         )
         deadline = _deadline(request.wait_ms)
         view, outbound = await self.workers.write(self.trading.propose, actor, proposal)

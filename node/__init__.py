@@ -4,26 +4,33 @@ The public surface is curated here; everything else is private to the package.
 """
 
 from . import interstate
+from .credits import CreditLedger
 from .domain import errors
 from .domain.account_numbers import AccountNumber
 from .domain.accounts import Account, AccountStatus, AccountType, StatePurpose
 from .domain.actors import Actor, ActorKind
 from .domain.commands import (
+    AccreditVerifier,
     AppointRepresentative,
     DeductCompliance,
     GatewayStep,
     Issue,
     OpenAccount,
     RecordEmissions,
+    RegisterProject,
     RemoveRepresentative,
     RepresentativeSpec,
     Retire,
+    ReviewDocument,
     Selection,
     SetAccountStatus,
+    SetProjectStatus,
+    SubmitDocument,
     Transfer,
 )
 from .domain.errors import RegistryError
 from .domain.holdings import BlockState
+from .domain.prices import Price
 from .domain.programs import ControlPeriod, ProgramCatalog, ProgramRules
 from .domain.serials import SerialRange, UnitBlock, UnitClass
 from .ledger import Ledger, OperationResult, Work
@@ -35,11 +42,13 @@ __all__ = [
     "AccountNumber",
     "AccountStatus",
     "AccountType",
+    "AccreditVerifier",
     "Actor",
     "ActorKind",
     "AppointRepresentative",
     "BlockState",
     "ControlPeriod",
+    "CreditLedger",
     "DeductCompliance",
     "GatewayStep",
     "Issue",
@@ -47,18 +56,23 @@ __all__ = [
     "LedgerQueries",
     "OpenAccount",
     "OperationResult",
+    "Price",
     "ProgramCatalog",
     "ProgramRules",
     "RecordEmissions",
+    "RegisterProject",
     "Registry",
     "RegistryError",
     "RemoveRepresentative",
     "RepresentativeSpec",
     "Retire",
+    "ReviewDocument",
     "Selection",
     "SerialRange",
     "SetAccountStatus",
+    "SetProjectStatus",
     "StatePurpose",
+    "SubmitDocument",
     "Transfer",
     "UnitBlock",
     "UnitClass",

@@ -17,13 +17,24 @@ A transfer's rows are found by its transfer id; each resolution applies to all o
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
+
 from ._moves import apply_takes
 from .domain.accounts import Account
 from .domain.actors import Actor
 from .domain.commands import Selection
-from .domain.errors import InvalidArgument, InvariantViolation, RegistryError, UnitsNotHeld
+from .domain.errors import (
+    InvalidArgument,
+    InvariantViolation,
+    ProvenanceMissing,
+    RegistryError,
+    UnitsNotHeld,
+)
 from .domain.holdings import BlockState
 from .domain.journal import Movement, Place
+from .domain.prices import Price
+from .domain.provenance import Provenance, is_credit, uncovered
 from .domain.representatives import Right
 from .domain.serials import UnitBlock
 from .ledger import Ledger, Work
@@ -38,8 +49,11 @@ def escrow(
     from_account: str,
     selection: Selection,
     actor: Actor,
+    price: Price | None = None,
 ) -> tuple[UnitBlock, ...]:
-    """Reserve the selected units of ``from_account`` for transfer ``transfer_id``."""
+    """Reserve the selected units of ``from_account`` for transfer ``transfer_id``; the
+    ``price`` per unit, when given, goes into the escrow's journal entry (the source registry's
+    hash-chained record of the sale)."""
     source = ledger._account(tx, from_account, locked=True)
     ledger._require_right(tx, actor, source, Right.INITIATE)
     source.ensure_can_send()
@@ -50,6 +64,8 @@ def escrow(
     work.accounts.add(source.id)
     blocks = tuple(t.block for t in takes)
     _describe(work, transfer_id, source, blocks)
+    if price is not None:
+        work.detail["price"] = price.to_dict()
     return blocks
 
 
@@ -100,25 +116,54 @@ def credit(tx: LedgerTx, work: Work, transfer_id: str) -> tuple[UnitBlock, ...]:
     return _resolve(tx, work, transfer_id, BlockState.INCOMING, BlockState.HELD)
 
 
+def provenance_for(tx: LedgerTx, blocks: Iterable[UnitBlock]) -> tuple[Provenance, ...]:
+    """The issuance records of the credit blocks a transfer carries: they travel with them."""
+    found: dict[str, Provenance] = {}
+    for block in blocks:
+        if is_credit(block):
+            record = tx.credits.provenance_of(block)
+            if record is not None:
+                found[record.report_sha256] = record
+    return tuple(found[k] for k in sorted(found))
+
+
 def incoming_refusal(
-    ledger: Ledger, tx: LedgerTx, to_account: str, blocks: tuple[UnitBlock, ...]
+    ledger: Ledger,
+    tx: LedgerTx,
+    to_account: str,
+    blocks: tuple[UnitBlock, ...],
+    provenance: tuple[Provenance, ...] = (),
 ) -> RegistryError | None:
     """Why this registry would refuse a proposal, or None: the destination's validation."""
     try:
-        _receiving_account(ledger, tx, to_account, blocks)
+        _receiving_account(ledger, tx, to_account, blocks, provenance)
     except RegistryError as error:
         return error
     return None
 
 
 def _receiving_account(
-    ledger: Ledger, tx: LedgerTx, to_account: str, blocks: tuple[UnitBlock, ...]
+    ledger: Ledger,
+    tx: LedgerTx,
+    to_account: str,
+    blocks: tuple[UnitBlock, ...],
+    provenance: tuple[Provenance, ...],
 ) -> Account:
     """The destination account, locked, once it is known to take these blocks."""
     account = ledger._account(tx, to_account, locked=True)
     account.ensure_can_receive()
     if not blocks:
         raise InvalidArgument("a transfer names at least one block")
+    for block in blocks:
+        uc = block.unit_class
+        ledger.programs.get(uc.program).require_accepts(uc.unit_type, uc.issuer, ledger.registry)
+    missing = uncovered(blocks, provenance, ledger.programs)
+    if missing:
+        raise ProvenanceMissing(
+            "credits arrive without the record of their issuance: "
+            + ", ".join(str(b) for b in missing[:5]),
+            blocks=[b.to_dict() for b in missing],
+        )
     present = [h.block for b in blocks for h in tx.overlapping(b.unit_class, b.serials)]
     if present:
         raise UnitsNotHeld(
@@ -136,9 +181,21 @@ def pin(
     transfer_id: str,
     to_account: str,
     blocks: tuple[UnitBlock, ...],
+    provenance: tuple[Provenance, ...] = (),
 ) -> Account:
-    """Accept without crediting: the blocks arrive as incoming on the destination account."""
-    account = _receiving_account(ledger, tx, to_account, blocks)
+    """Accept without crediting: the blocks arrive as incoming on the destination account,
+    and the provenance of any credits among them is kept beside them (once per issuance)."""
+    account = _receiving_account(ledger, tx, to_account, blocks, provenance)
+    for record in provenance:
+        known = tx.credits.provenance_by_report(record.report_sha256)
+        if known is None:
+            work.on_seq.append(functools.partial(_keep_provenance, tx, record))
+        elif known != record:
+            raise ProvenanceMissing(
+                f"the provenance sent for report {record.report_sha256} differs from the one "
+                "this registry holds: refused rather than keep two stories",
+                report=record.report_sha256,
+            )
     place = Place(account.id, BlockState.INCOMING)
     for block in blocks:
         tx.insert_block(block, account.id, BlockState.INCOMING, transfer_id=transfer_id)
@@ -148,6 +205,10 @@ def pin(
     work.accounts.add(account.id)
     _describe(work, transfer_id, account, blocks)
     return account
+
+
+def _keep_provenance(tx: LedgerTx, record: Provenance, seq: int) -> None:
+    tx.credits.insert_provenance(record, "received", seq)
 
 
 def _describe(

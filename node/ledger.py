@@ -48,6 +48,7 @@ from .domain.errors import (
     NotAuthorized,
     ProgramForbidsSend,
     RegistryError,
+    ReportNotApproved,
     RepresentativeConflict,
     RepresentativeNotFound,
     SourceAlreadyHasAccount,
@@ -55,7 +56,15 @@ from .domain.errors import (
 from .domain.holdings import BlockState
 from .domain.invariants import MovementAudit
 from .domain.journal import Movement, Place
-from .domain.programs import ControlPeriod, ProgramCatalog
+from .domain.programs import (
+    CREDIT_UNIT_TYPES,
+    Basis,
+    ControlPeriod,
+    CreditIssuance,
+    ProgramCatalog,
+    ProgramRules,
+    decimal_text,
+)
 from .domain.representatives import Representative, Right, Role, validate_roster
 from .domain.selection import Take, take_blocks, take_quantity
 from .domain.serials import MAX_SERIAL, UnitBlock, UnitClass, UnitType
@@ -487,8 +496,19 @@ class Ledger:
     def issue(self, command: Issue, actor: Actor) -> OperationResult:
         def body(tx: LedgerTx, work: Work) -> None:
             self._require_admin(actor, "issue units")
-            self.programs.get(command.program)
+            rules = self.programs.get(command.program)
             unit_type = _enum(UnitType, command.unit_type, "unit type")
+            rules.require_accepts(unit_type.value, self.registry, self.registry)
+            if (
+                unit_type.value in CREDIT_UNIT_TYPES
+                and rules.credit_issuance is CreditIssuance.VERIFICATION
+            ):
+                raise ReportNotApproved(
+                    f"{unit_type.value} units of {rules.code} are issued only by approving an "
+                    "accredited verifier's verification report, not by plain issuance",
+                    program=rules.code,
+                    unit_type=unit_type.value,
+                )
             if command.quantity <= 0:
                 raise InvalidArgument(f"quantity must be positive, got {command.quantity}")
             account = self._account(tx, command.to_account, locked=True)
@@ -544,6 +564,9 @@ class Ledger:
                 quantity=sum(t.serials.quantity for t in takes),
                 memo=command.memo,
             )
+            if command.price is not None:
+                # In the hash-chained entry: the price report is read from here.
+                work.detail["price"] = command.price.to_dict()
 
         return body
 
@@ -579,15 +602,12 @@ class Ledger:
                     f"a {account.type.value} account",
                     account=account.label,
                 )
-            self.programs.get(command.program)
+            rules = self.programs.get(command.program)
             period = str(ControlPeriod.parse(command.period))
-            if not 0 <= command.tons <= MAX_SERIAL:
-                raise InvalidArgument(
-                    f"emissions must be between 0 and {MAX_SERIAL} tons, got {command.tons}"
-                )
+            record = _emissions_record(rules, command)
             previous = tx.emissions(account.id, command.program, period)
             work.on_seq.append(
-                lambda seq: tx.set_emissions(account.id, command.program, period, command.tons, seq)
+                lambda seq: tx.set_emissions(account.id, command.program, period, record, seq)
             )
             work.accounts.add(account.id)
             work.detail.update(
@@ -598,6 +618,13 @@ class Ledger:
                 tons=command.tons,
                 previous_tons=previous,
             )
+            if rules.basis is Basis.RATE:
+                work.detail.update(
+                    co2_lb=command.tons,
+                    mwh=record.mwh,
+                    standard=record.standard,
+                    obligation=record.obligation(rules),
+                )
 
         return self._run(command, actor, body, "emissions")
 
@@ -607,6 +634,10 @@ class Ledger:
             rules = self.programs.get(command.program)
             period = ControlPeriod.parse(command.period)
             surrender = self._state_account(tx, StatePurpose.SURRENDER)
+            if command.blocks and len(command.accounts) != 1:
+                raise InvalidArgument(
+                    "a surrender of named blocks names the one account they come from"
+                )
             if command.accounts:
                 named = [self._account(tx, n) for n in command.accounts]
                 # The same account named twice (even spelled differently) is deducted once.
@@ -616,7 +647,7 @@ class Ledger:
                 chosen = [a for i in emitting if (a := tx.account_by_id(i)) is not None]
             *chosen, surrender = self._lock(tx, *chosen, surrender)
             # Read under the locks: emissions are recorded under the same account lock.
-            emitters = dict(tx.emitters(rules.code, str(period)))
+            emitters = dict(tx.emission_records(rules.code, str(period)))
             results: list[dict[str, Any]] = []
             for account in chosen:
                 if account.type is not AccountType.COMPLIANCE:
@@ -625,20 +656,30 @@ class Ledger:
                         f"is a {account.type.value} account",
                         account=account.label,
                     )
-                tons = emitters.get(account.id, 0)
-                previously = tx.surrendered(account.id, rules.code, str(period))
-                plan = compliance.plan_deduction(
-                    tx.spendable_in_order(
-                        account.id,
-                        program=rules.code,
-                        unit_types=rules.deduction_unit_types,
-                        max_vintage=period.last_year,
-                    ),
-                    rules,
-                    period,
-                    tons,
-                    previously,
-                )
+                record = emitters.get(account.id, compliance.Emissions(0))
+                tons = record.amount
+                by_type_before = tx.surrendered_by_type(account.id, rules.code, str(period))
+                previously = sum(by_type_before.values())
+                obligation = record.obligation(rules) if account.id in emitters else 0
+                if command.blocks:
+                    plan = self._named_surrender(
+                        tx, account, rules, period, command, obligation, previously, by_type_before
+                    )
+                else:
+                    plan = compliance.plan_deduction(
+                        tx.spendable_in_order(
+                            account.id,
+                            program=rules.code,
+                            unit_types=rules.deduction_unit_types,
+                            max_vintage=period.last_year,
+                        ),
+                        rules,
+                        period,
+                        tons,
+                        previously,
+                        obligation=obligation,
+                        previously_by_type=by_type_before,
+                    )
                 work.movements += apply_takes(
                     tx,
                     plan.takes,
@@ -654,6 +695,7 @@ class Ledger:
                         obligation=plan.obligation,
                         deducted=plan.deducted,
                         shortfall=plan.shortfall,
+                        by_type=plan.by_type,
                     )
                 )
                 work.accounts.add(account.id)
@@ -666,6 +708,7 @@ class Ledger:
                         "previously_surrendered": plan.previously_surrendered,
                         "deducted": plan.deducted,
                         "shortfall": plan.shortfall,
+                        "by_type": plan.by_type,
                     }
                 )
             work.accounts.add(surrender.id)
@@ -678,6 +721,61 @@ class Ledger:
             )
 
         return self._run(command, actor, body, "deduction")
+
+    def _named_surrender(
+        self,
+        tx: LedgerTx,
+        account: Account,
+        rules: ProgramRules,
+        period: ControlPeriod,
+        command: DeductCompliance,
+        obligation: int,
+        previously: int,
+        by_type_before: dict[str, int],
+    ) -> compliance.DeductionPlan:
+        """Exactly the named blocks, each eligible, within what is owed and the share limits."""
+        takes = self._select(tx, account, Selection(blocks=command.blocks))
+        for take in takes:
+            if not compliance.eligible(take.holding, rules, period):
+                uc = take.holding.unit_class
+                raise InvalidArgument(
+                    f"{take.block} cannot be surrendered for {rules.code} {period}: it is "
+                    f"{uc.program} {uc.unit_type} of vintage {uc.vintage} (the program takes "
+                    f"{', '.join(rules.deduction_unit_types)} up to vintage {period.last_year})",
+                    block=take.block.to_dict(),
+                )
+        named = sum(t.serials.quantity for t in takes)
+        owed = max(0, obligation - previously)
+        if named > owed:
+            raise InvalidArgument(
+                f"{account.label} owes {owed:,} more for {rules.code} {period}; {named:,} named",
+                owed=owed,
+                named=named,
+            )
+        compliance.check_named_surrender(rules, obligation, by_type_before, takes, account.label)
+        return compliance.DeductionPlan(obligation, previously, tuple(takes))
+
+
+def _emissions_record(rules: ProgramRules, command: RecordEmissions) -> compliance.Emissions:
+    if not 0 <= command.tons <= MAX_SERIAL:
+        raise InvalidArgument(f"emissions must be between 0 and {MAX_SERIAL}, got {command.tons}")
+    if rules.basis is not Basis.RATE:
+        if command.mwh is not None or command.standard is not None:
+            raise InvalidArgument(
+                f"{rules.code} is mass-based: record tons only (MWh and a standard are for "
+                "rate-based programs)"
+            )
+        return compliance.Emissions(command.tons)
+    if command.mwh is None or command.standard is None:
+        raise InvalidArgument(
+            f"{rules.code} is rate-based: record CO2 in lb (--co2-lb), generation (--mwh) and "
+            "the source's standard in lb/MWh (--standard)"
+        )
+    if not 0 <= command.mwh <= MAX_SERIAL:
+        raise InvalidArgument(f"generation must be between 0 and {MAX_SERIAL} MWh")
+    # Parsed from decimal text, so its canonical text is exact.
+    standard = decimal_text(compliance.standard_of(command.standard))
+    return compliance.Emissions(command.tons, command.mwh, standard)
 
 
 def _fingerprint(command: Command, actor: Actor) -> str:

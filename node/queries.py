@@ -15,6 +15,8 @@ from typing import Any
 from .domain.account_numbers import AccountNumber
 from .domain.accounts import Account, AccountType
 from .domain.actors import Actor, ActorKind
+from .domain.compliance import Emissions, obligation_of
+from .domain.documents import digest
 from .domain.errors import (
     AccountInOtherRegistry,
     AccountNotFound,
@@ -25,6 +27,8 @@ from .domain.errors import (
 from .domain.holdings import BlockState, Holding
 from .domain.invariants import check_disjoint
 from .domain.journal import Place, ReplayError, canonical, replay
+from .domain.programs import ProgramCatalog
+from .domain.provenance import is_credit, uncovered
 from .domain.serials import SerialRange, UnitClass, merge_adjacent
 from .ledger import timestamp
 from .storage.store import GENESIS_HASH, LedgerTx, Store, entry_hash
@@ -36,6 +40,8 @@ class HoldingView:
     state: str
     quarantined: bool
     transfer_id: str | None
+    #: Where a credit came from (project, report, verifier), wherever it is held now.
+    provenance: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {**self.block, "state": self.state}
@@ -43,6 +49,8 @@ class HoldingView:
             out["quarantined"] = True
         if self.transfer_id:
             out["transfer_id"] = self.transfer_id
+        if self.provenance is not None:
+            out["provenance"] = self.provenance
         return out
 
 
@@ -94,9 +102,10 @@ class VerifyReport:
 
 
 class LedgerQueries:
-    def __init__(self, store: Store, registry: str) -> None:
+    def __init__(self, store: Store, registry: str, programs: ProgramCatalog | None = None) -> None:
         self.store = store
         self.registry = registry
+        self.programs = programs or ProgramCatalog.default()
 
     def _account(self, tx: LedgerTx, number: str) -> Account:
         parsed = AccountNumber.parse(number)
@@ -151,8 +160,15 @@ class LedgerQueries:
                 final = h.state in (BlockState.SURRENDERED, BlockState.RETIRED)
                 if final and h.attributed_account_id != account.id:
                     continue  # kept here, attributed to the account it left
+                origin = tx.credits.provenance_of(h.block) if is_credit(h.block) else None
                 views.append(
-                    HoldingView(h.block.to_dict(), h.state.value, h.quarantined, h.transfer_id)
+                    HoldingView(
+                        h.block.to_dict(),
+                        h.state.value,
+                        h.quarantined,
+                        h.transfer_id,
+                        origin.to_dict() if origin else None,
+                    )
                 )
                 uc = h.unit_class
                 totals[(uc.issuer, uc.program, uc.unit_type, uc.vintage, h.state.value)] += (
@@ -256,18 +272,23 @@ class LedgerQueries:
             out = []
             for r in tx.compliance_rows():
                 a = accounts[r.account_id]
-                owed = int(r.tons)
-                out.append(
-                    {
-                        "account": a.label,
-                        "source": a.source_id,
-                        "program": r.program,
-                        "period": r.period,
-                        "emissions": owed,
-                        "surrendered": int(r.surrendered),
-                        "shortfall": max(0, owed - int(r.surrendered)),
-                    }
-                )
+                tons = int(r.tons)
+                record = Emissions(tons, r.mwh, r.standard)
+                owed = obligation_of(self.programs, r.program, record)
+                row = {
+                    "account": a.label,
+                    "source": a.source_id,
+                    "program": r.program,
+                    "period": r.period,
+                    "emissions": tons,
+                    "obligation": owed,
+                    "surrendered": int(r.surrendered),
+                    "shortfall": max(0, owed - int(r.surrendered)),
+                }
+                if r.mwh is not None:
+                    # Rate-based: emissions are CO2 in lb, beside the generation and standard.
+                    row.update(mwh=int(r.mwh), standard=r.standard)
+                out.append(row)
             return out
 
     def verify(self) -> VerifyReport:
@@ -280,7 +301,35 @@ class LedgerQueries:
             report.checks.append(_check_replay(tx, blocks))
             report.checks.append(_check_disjoint(blocks))
             report.checks.append(_check_issued(tx, blocks, self.registry))
+            report.checks.append(_check_documents(tx))
+            report.checks.append(_check_provenance(tx, blocks, self.programs))
             return report
+
+
+def _check_documents(tx: LedgerTx) -> Check:
+    """Every stored document's bytes still hash to its identity."""
+    documents = tx.credits.documents()
+    altered = [
+        d.sha256 for d in documents if digest(tx.credits.content(d.sha256) or b"") != d.sha256
+    ]
+    if altered:
+        return Check(
+            "documents", False, f"{len(altered)} document(s) altered after submission: "
+            + ", ".join(altered[:5]),
+        )  # fmt: skip
+    return Check("documents", True, f"{len(documents)} documents, every one matches its hash")
+
+
+def _check_provenance(tx: LedgerTx, blocks: list[Holding], programs: ProgramCatalog) -> Check:
+    """Every credit block held here descends from an issuance whose provenance is known."""
+    records = [p for p, _origin in tx.credits.all_provenance()]
+    missing = uncovered((h.block for h in blocks), records, programs)
+    if missing:
+        return Check(
+            "provenance", False, f"{len(missing)} credit block(s) without provenance: "
+            + ", ".join(str(b) for b in missing[:5]),
+        )  # fmt: skip
+    return Check("provenance", True, f"{len(records)} credit issuances known here")
 
 
 def _check_chain(tx: LedgerTx, head_seq: int, head_hash: str) -> Check:
@@ -333,6 +382,11 @@ def _check_disjoint(blocks: list[Holding]) -> Check:
     return Check("serials-disjoint", True, "no serial in two blocks")
 
 
+#: Journal entries that create units: plain issuance, and the approval of a verification
+#: report (which issues the credits it verifies).
+ISSUING_KINDS = frozenset({"issue", "review-document"})
+
+
 def _check_issued(tx: LedgerTx, blocks: list[Holding], registry: str) -> Check:
     """Per class this registry issued: issued + arrived - departed = what is here, and every
     serial here lies inside one of its issuances."""
@@ -345,7 +399,7 @@ def _check_issued(tx: LedgerTx, blocks: list[Holding], registry: str) -> Check:
                 continue
             if m.origin is None:
                 flow[uc] += m.block.quantity
-                if record.kind == "issue":
+                if record.kind in ISSUING_KINDS:
                     issued[uc].append(m.block.serials)
             if m.destination is None:
                 flow[uc] -= m.block.quantity

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
+from .credits import CreditLedger
 from .domain.account_numbers import REGISTRY_CODE
 from .domain.accounts import Account, StatePurpose
 from .domain.commands import OpenAccount
@@ -16,7 +18,7 @@ from .domain.errors import InvalidArgument
 from .domain.programs import ProgramCatalog
 from .ledger import Clock, Ledger, utc_now
 from .queries import LedgerQueries
-from .storage.engine import make_engine
+from .storage.engine import make_engine, normalize_url
 from .storage.migrate import upgrade
 from .storage.store import Store
 
@@ -34,6 +36,11 @@ class Registry:
     engine: Engine
     ledger: Ledger
     queries: LedgerQueries
+
+    @property
+    def credits(self) -> CreditLedger:
+        """Projects, verifiers, documents, and the issuance of credits on approval."""
+        return CreditLedger(self.ledger)
 
     def state_account(self, purpose: StatePurpose) -> Account:
         with self.ledger.store.read() as tx:
@@ -83,13 +90,16 @@ def open_registry(
                 ),
                 ledger.administrator,
             )
-    return Registry(code, engine, ledger, LedgerQueries(store, code))
+    return Registry(code, engine, ledger, LedgerQueries(store, code, ledger.programs))
 
 
 def open_existing(
     url: str, *, programs: ProgramCatalog | None = None, clock: Clock = utc_now
 ) -> Registry:
-    """Open a registry database created earlier by :func:`open_registry` (upgrading its schema)."""
+    """Open a registry database created earlier by :func:`open_registry` (upgrading its schema).
+    A SQLite file that does not exist is refused before anything is created: a mistyped path
+    must not leave an empty database behind."""
+    _require_sqlite_file(url)
     engine = make_engine(url)
     try:
         upgrade(engine)
@@ -103,6 +113,19 @@ def open_existing(
             "`regfed ledger init --db URL --registry CODE`"
         )
     return open_registry(url, code, programs=programs, clock=clock)
+
+
+def _require_sqlite_file(url: str) -> None:
+    parsed = make_url(normalize_url(url))
+    if not parsed.drivername.startswith("sqlite"):
+        return
+    path = parsed.database
+    if path and path != ":memory:" and not path.startswith("file:") and not Path(path).exists():
+        raise InvalidArgument(
+            f"there is no registry database at {path}: check the path, or create one with "
+            "`regfed ledger init --db URL --registry CODE`",
+            path=path,
+        )
 
 
 def program_catalog(rules: Path | str | None) -> ProgramCatalog:

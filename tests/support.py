@@ -106,6 +106,12 @@ def ledger_digest(reg: Registry) -> str:
             "emissions",
             "deductions",
             "registry_meta",
+            "projects",
+            "accreditations",
+            "documents",
+            "document_contents",
+            "document_reviews",
+            "provenance",
         ):
             rows = conn.execute(text(f"SELECT * FROM {table} ORDER BY 1")).all()
             h.update(table.encode())

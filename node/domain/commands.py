@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from .errors import InvalidArgument
+from .prices import Price
 from .serials import UnitBlock
 
 _OPERATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", re.ASCII)
@@ -164,10 +165,22 @@ class Transfer(Command):
     to_account: str
     selection: Selection
     memo: str = ""
+    #: The price per unit agreed, if the parties gave one (the source registry reports it).
+    price: Price | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         checked_text(self.memo, "the memo", 500, required=False)
+        if self.price is not None and not isinstance(self.price, Price):
+            raise InvalidArgument("a transfer's price is a Price (see Price.parse)")
+
+    def content(self) -> dict[str, Any]:
+        body = super().content()
+        # Absent rather than null: a transfer stored before prices existed keeps its
+        # fingerprint, so retrying it with its operation id still answers the stored result.
+        if self.price is None:
+            body.pop("price")
+        return body
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,23 +195,128 @@ class Retire(Command):
         checked_text(self.reason, "the reason", 500, required=False)
 
 
+def _without_absent(body: dict[str, Any], *names: str) -> dict[str, Any]:
+    """Optional fields added later are left out while unset, so an operation stored before
+    they existed keeps its fingerprint (a retry with its id still gets the stored answer)."""
+    for name in names:
+        if body.get(name) in (None, ()):
+            body.pop(name, None)
+    return body
+
+
 @dataclass(frozen=True, kw_only=True)
 class RecordEmissions(Command):
+    """Tons under a mass-based program; under a rate-based one, ``tons`` is CO2 in lb and
+    ``mwh`` and ``standard`` (lb/MWh) are required."""
+
     kind: ClassVar[str] = "record-emissions"
     account: str
     program: str
     period: str
     tons: int
+    mwh: int | None = None
+    standard: str | None = None
+
+    def content(self) -> dict[str, Any]:
+        return _without_absent(super().content(), "mwh", "standard")
 
 
 @dataclass(frozen=True, kw_only=True)
 class DeductCompliance(Command):
-    """Deduct for every source with emissions in the period, or only ``accounts``."""
+    """Deduct for every source with emissions in the period, or only ``accounts``; with
+    ``blocks``, exactly those units of the one account named (a source choosing what it
+    surrenders), within the program's share limits."""
 
     kind: ClassVar[str] = "deduct-compliance"
     program: str
     period: str
     accounts: tuple[str, ...] = field(default_factory=tuple)
+    blocks: tuple[UnitBlock, ...] = ()
+
+    def content(self) -> dict[str, Any]:
+        return _without_absent(super().content(), "blocks")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegisterProject(Command):
+    kind: ClassVar[str] = "register-project"
+    sponsor_account: str
+    name: str
+    category: str
+    program: str
+    location: str
+    capacity_mw: str | None = None
+    baseline: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        checked_text(self.name, "the project name", 200)
+        checked_text(self.location, "the location", 200)
+        checked_text(self.baseline, "the baseline", 2000, required=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetProjectStatus(Command):
+    kind: ClassVar[str] = "set-project-status"
+    project: str
+    status: str
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        checked_text(self.reason, "the reason", 500, required=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccreditVerifier(Command):
+    kind: ClassVar[str] = "accredit-verifier"
+    verifier: str
+    name: str
+    person: str
+    categories: tuple[str, ...]
+    valid_from: str
+    valid_to: str
+    conflicts: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        checked_text(self.name, "the verifier's name", 200)
+        checked_text(self.person, "the verifier's person id", 128)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubmitDocument(Command):
+    """Submit a document's bytes. ``content_sha256`` is what the submitter computed: the
+    registry refuses bytes that do not match it (damaged on the way)."""
+
+    kind: ClassVar[str] = "submit-document"
+    document_kind: str
+    subject: str
+    title: str
+    content_sha256: str
+    content_type: str = "application/pdf"
+    public: bool = True
+    supersedes: str | None = None
+    #: Reports: ``period`` (FIRST..LAST); verification reports also ``verifier``, ``quantity``
+    #: and ``mv_report`` (the hash of the report verified). Certifications: ``program``,
+    #: ``period`` (control period) and ``official`` (the responsible official who signs).
+    facts: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        checked_text(self.title, "the title", 200)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviewDocument(Command):
+    kind: ClassVar[str] = "review-document"
+    document: str
+    decision: str
+    reasons: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        checked_text(self.reasons, "the reasons", 2000, required=False)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -156,6 +156,107 @@ class StaleVerdict(RegistryError):
     number = 1601
 
 
+class UnitNotAccepted(RegistryError):
+    """The registry's program rules do not take this unit type or issuer (on issuance, or on
+    arrival from another registry)."""
+
+    code = "UNIT_NOT_ACCEPTED"
+    number = 1405
+    hint = "`regfed ledger programs` lists each program's accepted unit types and issuers."
+
+
+class CreditShareExceeded(RegistryError):
+    code = "CREDIT_SHARE_EXCEEDED"
+    number = 1406
+    hint = (
+        "The program limits how much of an obligation this unit type may cover; surrender "
+        "allowances for the rest."
+    )
+
+
+class ProjectNotFound(RegistryError):
+    code = "PROJECT_NOT_FOUND"
+    number = 1701
+
+
+class ProjectNotApproved(RegistryError):
+    code = "PROJECT_NOT_APPROVED"
+    number = 1702
+    hint = "The administrator approves a project with `regfed credits project-status`."
+
+
+class VerifierNotFound(RegistryError):
+    code = "VERIFIER_NOT_FOUND"
+    number = 1703
+
+
+class VerifierNotAccredited(RegistryError):
+    """The verifier holds no accreditation for the project's category on the report's date,
+    or declared a conflict of interest with the project or its sponsor."""
+
+    code = "VERIFIER_NOT_ACCREDITED"
+    number = 1704
+    hint = "`regfed credits verifiers` lists accreditations, their categories and dates."
+
+
+class DocumentNotFound(RegistryError):
+    code = "DOCUMENT_NOT_FOUND"
+    number = 1711
+
+
+class DocumentTampered(RegistryError):
+    """A stored document's bytes no longer hash to its identity: they were altered after
+    submission. Nothing that depends on it proceeds."""
+
+    code = "DOCUMENT_TAMPERED"
+    number = 1712
+    hint = (
+        "Restore the document's bytes from a backup or have it resubmitted; `regfed ledger "
+        "verify` lists every document whose bytes fail their hash."
+    )
+
+
+class DocumentImmutable(RegistryError):
+    """A submission that would replace an approved document, or reuse a document's identity
+    for different content or metadata."""
+
+    code = "DOCUMENT_IMMUTABLE"
+    number = 1713
+    hint = "Approved documents are final; submit a new document (a new series) instead."
+
+
+class ReviewConflict(RegistryError):
+    """A review decision the document's current status does not allow."""
+
+    code = "REVIEW_CONFLICT"
+    number = 1714
+
+
+class ReportNotApproved(RegistryError):
+    """Credits issued without the approved documents they rest on."""
+
+    code = "REPORT_NOT_APPROVED"
+    number = 1715
+    hint = (
+        "ERCs and offsets are issued by approving an accredited verifier's verification report "
+        "(`regfed credits review --decision approved`), after the project's plan and the "
+        "monitoring report it verifies are approved."
+    )
+
+
+class DoubleIssuance(RegistryError):
+    code = "DOUBLE_ISSUANCE"
+    number = 1716
+    hint = "Credits for this project and period were issued already; see `regfed credits issuance`."
+
+
+class ProvenanceMissing(RegistryError):
+    """Credits arriving from another registry without the record of their issuance."""
+
+    code = "PROVENANCE_MISSING"
+    number = 1717
+
+
 class IdempotencyConflict(RegistryError):
     code = "IDEMPOTENCY_CONFLICT"
     number = 1501

@@ -233,6 +233,10 @@ emissions = Table(
     Column("period", String(9), primary_key=True),
     Column("tons", BigInteger, nullable=False),
     Column("seq", BigInteger, nullable=False),
+    # Rate-based programs: ``tons`` holds CO2 in lb, with the generation and the source's
+    # standard (lb/MWh, canonical decimal text). NULL under mass-based programs.
+    Column("mwh", BigInteger),
+    Column("standard", String(24)),
     CheckConstraint("tons >= 0", name="tons"),
 )
 
@@ -247,8 +251,111 @@ deductions = Table(
     Column("obligation", BigInteger, nullable=False),
     Column("deducted", BigInteger, nullable=False),
     Column("shortfall", BigInteger, nullable=False),
+    # Units deducted per unit type, JSON ({"allowance": 97, "offset": 3}): share limits count
+    # earlier deductions. NULL for deductions recorded before credits existed (allowances).
+    Column("by_type", Text),
 )
 Index("ix_deductions_account", deductions.c.account_id, deductions.c.program, deductions.c.period)
+
+# -- projects, verifiers, documents and the provenance of credits (docs/credits.md) ---------
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("number", Integer, nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("sponsor_account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("category", String(40), nullable=False),
+    Column("program", String(16), nullable=False),
+    Column("location", String(200), nullable=False),
+    Column("capacity_mw", String(24)),
+    Column("baseline", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("registered_seq", BigInteger, nullable=False),
+    CheckConstraint("status IN ('proposed', 'approved', 'suspended', 'terminated')", name="status"),
+)
+
+accreditations = Table(
+    "accreditations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("verifier", String(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("person", String(128), nullable=False),
+    Column("categories", Text, nullable=False),
+    Column("valid_from", String(10), nullable=False),
+    Column("valid_to", String(10), nullable=False),
+    Column("conflicts", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+)
+Index("ix_accreditations_verifier", accreditations.c.verifier)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("subject", String(24), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("content_type", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("public", Boolean, nullable=False),
+    Column("series", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("supersedes", String(64)),
+    Column("submitted_by", String(160), nullable=False),
+    Column("submitted_at", String(32), nullable=False),
+    Column("facts", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    UniqueConstraint("series", "version"),
+)
+Index("ix_documents_subject", documents.c.subject, documents.c.kind)
+
+# The bytes, apart from what is said about them: the identity is their SHA-256.
+document_contents = Table(
+    "document_contents",
+    metadata,
+    Column("sha256", String(64), ForeignKey("documents.sha256"), primary_key=True),
+    Column("content", LargeBinary, nullable=False),
+)
+
+document_reviews = Table(
+    "document_reviews",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("sha256", String(64), ForeignKey("documents.sha256"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reviewer", String(160), nullable=False),
+    Column("reasons", Text, nullable=False),
+    Column("reviewed_at", String(32), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    CheckConstraint("status IN ('under-review', 'approved', 'rejected')", name="status"),
+)
+Index("ix_document_reviews_sha256", document_reviews.c.sha256)
+
+# One row per credit issuance known here: written by the issuing registry on approval
+# ('issued'), and by every registry that later receives any of its serials ('received').
+provenance = Table(
+    "provenance",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    *_unit_columns(),
+    Column("project", String(24), nullable=False),
+    Column("project_name", String(200), nullable=False),
+    Column("category", String(40), nullable=False),
+    Column("sponsor", String(20), nullable=False),
+    Column("report_sha256", String(64), nullable=False, unique=True),
+    Column("verifier", String(32), nullable=False),
+    Column("verifier_name", String(200), nullable=False),
+    Column("monitoring_period", String(24), nullable=False),
+    Column("issued_at", String(32), nullable=False),
+    Column("origin", String(8), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    UniqueConstraint("issuer", "program", "unit_type", "vintage", "start_serial"),
+    CheckConstraint("origin IN ('issued', 'received')", name="origin"),
+)
+Index("ix_provenance_project", provenance.c.project)
 
 # -- the gateway's records: interstate transfers, what to re-send, and every signed message ----
 
@@ -273,6 +380,10 @@ transfers = Table(
     Column("error_message", Text),
     Column("created_at", String(32), nullable=False),
     Column("updated_at", String(32), nullable=False),
+    # The price per unit the trader gave (source and local records only), canonical text
+    # (``12.50``) and ISO 4217 currency; both NULL when none was given.
+    Column("price_amount", String(24)),
+    Column("price_currency", String(3)),
     UniqueConstraint("requested_by", "request_id"),
     CheckConstraint("side IN ('source', 'destination', 'local')", name="side"),
     CheckConstraint(
@@ -337,4 +448,9 @@ APPEND_ONLY_TABLES = (
     "deductions",
     "transfer_evidence",
     "security_log",
+    "accreditations",
+    "documents",
+    "document_contents",
+    "document_reviews",
+    "provenance",
 )

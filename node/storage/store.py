@@ -34,6 +34,7 @@ from sqlalchemy.engine import Row
 
 from ..domain.account_numbers import AccountNumber
 from ..domain.accounts import Account, AccountStatus, AccountType, StatePurpose
+from ..domain.compliance import Emissions
 from ..domain.errors import (
     ConcurrentModification,
     InvariantViolation,
@@ -45,6 +46,7 @@ from ..domain.journal import Movement, Place
 from ..domain.representatives import Representative, Right, Role
 from ..domain.serials import SerialRange, UnitBlock, UnitClass
 from . import schema as t
+from .credit_records import CreditRecords
 from .engine import WRITE, is_sqlite
 from .prepared import Prepared, run_sql
 
@@ -279,6 +281,11 @@ class LedgerTx:
         # Every transfer status change in this transaction (the gateway's TransferChange): after
         # the commit they become log lines and metrics.
         self.transfer_changes: list[Any] = []
+
+    @functools.cached_property
+    def credits(self) -> CreditRecords:
+        """Projects, accreditations, documents and provenance, in this transaction."""
+        return CreditRecords(self.conn)
 
     # -- registry metadata -------------------------------------------------------------------
 
@@ -843,44 +850,60 @@ class LedgerTx:
     # -- emissions and compliance ------------------------------------------------------------
 
     def emissions(self, account_id: int, program: str, period: str) -> int | None:
+        record = self.emissions_record(account_id, program, period)
+        return None if record is None else record.amount
+
+    def emissions_record(self, account_id: int, program: str, period: str) -> Emissions | None:
         e = t.emissions
-        return self.conn.execute(
-            select(e.c.tons).where(
+        row = self.conn.execute(
+            select(e.c.tons, e.c.mwh, e.c.standard).where(
                 e.c.account_id == account_id, e.c.program == program, e.c.period == period
             )
-        ).scalar_one_or_none()
+        ).first()
+        return None if row is None else Emissions(row.tons, row.mwh, row.standard)
 
     def set_emissions(
-        self, account_id: int, program: str, period: str, tons: int, seq: int
+        self, account_id: int, program: str, period: str, record: Emissions, seq: int
     ) -> None:
         e = t.emissions
         where = (e.c.account_id == account_id, e.c.program == program, e.c.period == period)
+        values = {"tons": record.amount, "mwh": record.mwh, "standard": record.standard}
         if self.emissions(account_id, program, period) is None:
             self.conn.execute(
                 insert(e).values(
-                    account_id=account_id, program=program, period=period, tons=tons, seq=seq
+                    account_id=account_id, program=program, period=period, seq=seq, **values
                 )
             )
         else:
-            self.conn.execute(update(e).where(*where).values(tons=tons, seq=seq))
+            self.conn.execute(update(e).where(*where).values(seq=seq, **values))
 
     def emitters(self, program: str, period: str) -> list[tuple[int, int]]:
+        return [(i, record.amount) for i, record in self.emission_records(program, period)]
+
+    def emission_records(self, program: str, period: str) -> list[tuple[int, Emissions]]:
         e = t.emissions
         rows = self.conn.execute(
-            select(e.c.account_id, e.c.tons)
+            select(e.c.account_id, e.c.tons, e.c.mwh, e.c.standard)
             .where(e.c.program == program, e.c.period == period)
             .order_by(e.c.account_id)
         )
-        return [(r.account_id, r.tons) for r in rows]
+        return [(r.account_id, Emissions(r.tons, r.mwh, r.standard)) for r in rows]
 
-    def surrendered(self, account_id: int, program: str, period: str) -> int:
+    def surrendered_by_type(self, account_id: int, program: str, period: str) -> dict[str, int]:
+        """Units deducted so far for the period, per unit type (rows from before credits
+        existed deducted allowances only)."""
         d = t.deductions
-        total = self.conn.execute(
-            select(func.coalesce(func.sum(d.c.deducted), 0)).where(
+        rows = self.conn.execute(
+            select(d.c.deducted, d.c.by_type).where(
                 d.c.account_id == account_id, d.c.program == program, d.c.period == period
             )
-        ).scalar_one()
-        return int(total)
+        )
+        totals: dict[str, int] = {}
+        for row in rows:
+            counts = json.loads(row.by_type) if row.by_type else {"allowance": row.deducted}
+            for unit_type, n in counts.items():
+                totals[unit_type] = totals.get(unit_type, 0) + int(n)
+        return totals
 
     def insert_deduction(
         self,
@@ -892,6 +915,7 @@ class LedgerTx:
         obligation: int,
         deducted: int,
         shortfall: int,
+        by_type: dict[str, int] | None = None,
     ) -> None:
         self.conn.execute(
             insert(t.deductions).values(
@@ -902,6 +926,7 @@ class LedgerTx:
                 obligation=obligation,
                 deducted=deducted,
                 shortfall=shortfall,
+                by_type=canonical_json(by_type) if by_type else None,
             )
         )
 
@@ -923,6 +948,8 @@ class LedgerTx:
                     e.c.program,
                     e.c.period,
                     e.c.tons,
+                    e.c.mwh,
+                    e.c.standard,
                     surrendered.label("surrendered"),
                 ).order_by(e.c.program, e.c.period, e.c.account_id)
             )

@@ -35,6 +35,17 @@ def test_demo_runs_both_acts_and_every_invariant_holds() -> None:
     federation = data["federation"]
     assert federation["problems"] == []
     outcomes = [(t["status"], t["settled"]) for t in federation["transfers"]]
-    assert outcomes.count(("completed", True)) == 6
+    assert outcomes.count(("completed", True)) == 7
     assert outcomes.count(("rejected", True)) == 1
     assert all(a["agree"] for a in federation["agreement"])
+    issued = {r["issuer"]: r["issued"] for r in federation["supply"]}
+    assert issued == {"NJ": 1_000, "NY": 2_000, "PA": 3_000 + 41_250}  # allowances + ERCs
+    assert "supply by issuing state" in out
+    # A credit's provenance followed across a state line: NJ's node names PA's project,
+    # report and verifier for the ERCs the NJ plant surrendered.
+    credits = federation["credits"]
+    seen = credits["provenance_in_NJ"]
+    assert (seen["project"], seen["report_sha256"]) == (credits["project"], credits["report"])
+    assert seen["verifier"] == "VER-GREEN" and seen["issuance"]["issuer"] == "PA"
+    assert (credits["compliance"]["deducted"], credits["compliance"]["shortfall"]) == (5_000, 0)
+    assert "NJ's node shows the plant its surrendered ERCs' provenance" in out

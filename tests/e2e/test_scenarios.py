@@ -267,3 +267,18 @@ def test_a_refusal_code_is_checked_whatever_the_expectation(tmp_path: Path) -> N
     assert code != 0
     assert outcome["steps"][1]["outcome"].startswith("failed:")
     assert outcome["steps"][2]["outcome"] == "ok"
+
+
+def test_renewable_credits_cross_a_state_line_and_keep_their_provenance() -> None:
+    _code, outcome = scenario(SCENARIOS / "06-renewable-credits-across-states.yaml")
+    steps = outcome["steps"]
+    assert steps[11]["issued"] == 41_250  # approving the verification report issued them
+    in_pa, in_nj = steps[13]["provenance"], steps[15]["provenance"]
+    assert in_nj == in_pa  # the record travelled with the serials, unchanged
+    assert (in_nj["project"], in_nj["verifier"]) == ("PA-P0001", "VER-GREEN")
+    assert in_nj["report_sha256"] == steps[8]["sha256"]
+    assert in_nj["issuance"]["issuer"] == "PA" and in_nj["issuance"]["unit_type"] == "erc"
+    assert (steps[17]["deducted"], steps[17]["shortfall"]) == (5000, 5000)
+    surrendered = [b for b in outcome["holdings"]["linden"] if b["state"] == "surrendered"]
+    assert sum(b["end"] - b["start"] + 1 for b in surrendered) == 5000
+    assert {b["unit_type"] for b in surrendered} == {"erc"}

@@ -240,3 +240,11 @@ def test_figures_only_in_digits_0_to_9_and_nothing_changes(tmp_path: Path) -> No
     assert "INVALID_ARGUMENT" in refused.stderr
     assert regfed_json("ledger", "totals", *db)["rows"] == []
     assert regfed_json(*issue, "100")["detail"]["block"]["end"] == 100
+
+
+def test_reading_a_registry_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.db"
+    for command in (["compliance"], ["accounts"], ["verify"]):
+        done = regfed("ledger", *command, "--db", f"sqlite:///{missing}", expect=2)
+        assert "there is no registry database at" in done.stderr, command
+        assert not missing.exists(), command

@@ -27,6 +27,7 @@ from regfed.node import (
     open_registry,
 )
 from regfed.node.domain.account_numbers import AccountNumber
+from regfed.node.domain.programs import ProgramCatalog
 from support import (
     alloc,
     fund,
@@ -479,6 +480,7 @@ def test_deduction_uses_eligible_vintages_in_order_and_reports_shortfall(reg: Re
             "program": "RGGI",
             "period": "2024-2026",
             "emissions": 250,
+            "obligation": 250,
             "surrendered": 200,
             "shortfall": 50,
         }
@@ -627,3 +629,33 @@ def test_names_are_refused_alike_on_both_engines(reg: Registry, name: str) -> No
     error = refused(reg, "INVALID_ARGUMENT", lambda: open_general(reg, "alice", name))
     assert "name" in error.message
     refused(reg, "INVALID_ARGUMENT", lambda: open_general(reg, name, "Acme"))
+
+
+def test_the_compliance_summary_owes_units_per_ton(db_url: str) -> None:
+    """A program owing 2 units a ton: the summary's obligation and shortfall are in units, as
+    the deduction's are (it used to subtract surrendered units from tons)."""
+    programs = ProgramCatalog.default().with_overrides(
+        [{"code": "NOX2", "compliance_account_may_send": True, "units_per_ton": 2}]
+    )
+    reg = open_registry(db_url, "PA", programs=programs)
+    try:
+        admin = reg.ledger.administrator
+        plant = open_compliance(reg, "alice", "ORIS-2")
+        issue(reg, 150, program="NOX2", vintage=2024)
+        fund(reg, plant, 150, program="NOX2")
+        reg.ledger.record_emissions(
+            RecordEmissions(
+                operation_id=op_id(), account=plant, program="NOX2", period="2024", tons=100
+            ),
+            admin,
+        )
+        result = reg.ledger.deduct_compliance(
+            DeductCompliance(operation_id=op_id(), program="NOX2", period="2024"), admin
+        )
+        [row] = result.detail["sources"]
+        assert (row["obligation"], row["deducted"], row["shortfall"]) == (200, 150, 50)
+        [summary] = reg.queries.compliance()
+        assert (summary["emissions"], summary["obligation"]) == (100, 200)
+        assert (summary["surrendered"], summary["shortfall"]) == (150, 50)
+    finally:
+        reg.close()

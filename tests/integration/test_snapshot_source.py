@@ -4,7 +4,6 @@ that moment holds exactly what was written since."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import itertools
 from collections.abc import Iterator
@@ -12,14 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from pair_support import KEYS, Pair, gateway_pair
 from sqlalchemy import text
 from stream_support import trailer_after_blocks
 
-from conftest import create_postgres_database, drop_postgres_database
-from regfed.certs.directory import Directory, Member, key_id
-from regfed.certs.identity import Identity, Role
+from regfed.certs.directory import key_id
 from regfed.gateway._generated.reconciliation.v1 import reconciliation_pb2 as pb
 from regfed.gateway.service import Gateway, Outbound
 from regfed.gateway.snapshot_source import journal_parts, registry_read, snapshot_parts
@@ -29,7 +25,6 @@ from regfed.gateway.snapshot_stream import (
     read_journal,
     read_snapshot,
 )
-from regfed.gateway.trading import Trading, TransferRequest
 from regfed.node import Registry, Selection, StatePurpose, Transfer, open_registry
 from regfed.node.domain.errors import InvalidArgument
 from regfed.reconciliation import (
@@ -41,82 +36,48 @@ from regfed.reconciliation import (
     TransferRecord,
     reconcile,
 )
-from support import issue, open_general, person
+from support import issue, open_general
 
 pytestmark = pytest.mark.integration
 
-KEYS = {code: ed25519.Ed25519PrivateKey.generate() for code in ("PA", "NY")}
-_requests = itertools.count(1)
-
-
-def _member(code: str, key: ed25519.Ed25519PrivateKey) -> Member:
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return Member(code, Role.REGISTRY, "127.0.0.1:1", "", base64.b64encode(raw).decode())
-
 
 @dataclasses.dataclass
-class Pair:
-    pa: Gateway
-    ny: Gateway
-    alice: str
-    carol: str
+class Funded(Pair):
+    """The pair with alice's PA account funded and carol's NY account to send to."""
 
-    def gateway(self, code: str) -> Gateway:
-        return self.pa if code == "PA" else self.ny
+    alice: str = ""
+    carol: str = ""
 
-    def deliver(self, outbound: list[Outbound], rounds: int = 8) -> None:
-        """Hand each message to its receiver and the replies back, like the dispatcher."""
-        for _ in range(rounds):
-            follow: list[Outbound] = []
-            for o in outbound:
-                sender = o.envelope.sender
-                replies = self.gateway(o.peer).receive(o.envelope, Identity(Role.REGISTRY, sender))
-                follow += self.gateway(sender).answer(o.peer, replies)
-            outbound = follow
-
-    def propose(self, quantity: int) -> tuple[str, list[Outbound]]:
-        request = TransferRequest(
-            f"req-{next(_requests)}", self.alice, self.carol, Selection(quantity=quantity)
-        )
-        view, outbound = Trading(self.pa).propose(person("alice"), request)
+    def send(self, quantity: int) -> tuple[str, list[Outbound]]:
+        view, outbound = self.propose("alice", self.alice, self.carol, Selection(quantity=quantity))
         return view.transfer_id, outbound
 
 
 @pytest.fixture
-def pair(db_url: str, tmp_path: Path) -> Iterator[Pair]:
+def pair(db_url: str, tmp_path: Path) -> Iterator[Funded]:
     """PA on the engine under test (``db_url``) and NY on the same engine; PA has issued two
     classes, sent one transfer to NY that completed, and one that NY holds as incoming."""
-    ny_url = f"sqlite:///{tmp_path / 'ny.db'}" if db_url.startswith("sqlite") else None
-    ny_url = ny_url or create_postgres_database()
-    directory = Directory(1, tuple(_member(c, k) for c, k in KEYS.items()))
-    regs = [open_registry(db_url, "PA"), open_registry(ny_url, "NY")]
-    pa = Gateway(regs[0], KEYS["PA"], directory, hold_seconds=600)
-    ny = Gateway(regs[1], KEYS["NY"], directory, hold_seconds=600)
-    alice, carol = open_general(regs[0], "alice"), open_general(regs[1], "carol")
-    issue(regs[0], 1000)
-    issue(regs[0], 40, vintage=2024)
-    alloc = regs[0].state_account(StatePurpose.ALLOCATION).label
-    regs[0].ledger.transfer(
-        Transfer(
-            operation_id="fund",
-            from_account=alloc,
-            to_account=alice,
-            selection=Selection(quantity=300),
-        ),
-        regs[0].ledger.administrator,
-    )
-    built = Pair(pa, ny, alice, carol)
-    _, outbound = built.propose(120)
-    built.deliver(outbound)  # completed on both sides
-    _, outbound = built.propose(10)
-    built.deliver(outbound, rounds=1)  # NY pinned it as incoming; PA's commit not delivered
-    try:
+    with gateway_pair(db_url, tmp_path) as gateways:
+        pa, ny = gateways.pa.registry, gateways.ny.registry
+        alice, carol = open_general(pa, "alice"), open_general(ny, "carol")
+        issue(pa, 1000)
+        issue(pa, 40, vintage=2024)
+        alloc = pa.state_account(StatePurpose.ALLOCATION).label
+        pa.ledger.transfer(
+            Transfer(
+                operation_id="fund",
+                from_account=alloc,
+                to_account=alice,
+                selection=Selection(quantity=300),
+            ),
+            pa.ledger.administrator,
+        )
+        built = Funded(gateways.pa, gateways.ny, alice, carol)
+        _, outbound = built.send(120)
+        built.deliver(outbound)  # completed on both sides
+        _, outbound = built.send(10)
+        built.deliver(outbound, rounds=1)  # NY pinned it as incoming; PA's commit not delivered
         yield built
-    finally:
-        for reg in regs:
-            reg.close()
-        if not ny_url.startswith("sqlite"):
-            drop_postgres_database(ny_url)
 
 
 def snapshot_of(gateway: Gateway, run_id: str = "run-1") -> tuple[RegistrySnapshot, SnapshotInfo]:
@@ -233,7 +194,7 @@ def said(snapshot: RegistrySnapshot, info: SnapshotInfo) -> Said:
     )
 
 
-def test_a_snapshot_says_what_the_tables_hold(pair: Pair) -> None:
+def test_a_snapshot_says_what_the_tables_hold(pair: Funded) -> None:
     for gateway in (pair.pa, pair.ny):
         expected = tables(gateway.registry)
         assert said(*snapshot_of(gateway)) == expected
@@ -246,7 +207,7 @@ def test_a_snapshot_says_what_the_tables_hold(pair: Pair) -> None:
     assert info.unsettled[0].age_seconds >= 0
 
 
-def test_the_registries_snapshots_reconcile_clean(pair: Pair) -> None:
+def test_the_registries_snapshots_reconcile_clean(pair: Funded) -> None:
     snapshots = [trailer_after_blocks(snapshot_of(g)[0]) for g in (pair.pa, pair.ny)]
     result = reconcile(snapshots)
     assert result.clean, result.to_dict()
@@ -254,14 +215,14 @@ def test_the_registries_snapshots_reconcile_clean(pair: Pair) -> None:
 
 
 def test_a_write_during_the_snapshot_is_not_in_it_and_is_the_journal_after_it(
-    pair: Pair,
+    pair: Funded,
 ) -> None:
     before = tables(pair.pa.registry)
     parts = snapshot_parts(
         pair.pa.ledger.store, registry="PA", run_id="run-1", signing_key=KEYS["PA"]
     )
     first = next(parts)  # the read has begun
-    transfer_id, _ = pair.propose(7)  # committed on another connection: an escrow
+    transfer_id, _ = pair.send(7)  # committed on another connection: an escrow
     after = tables(pair.pa.registry)
     assert after.blocks != before.blocks
     snapshot, info = read(itertools.chain([first], parts), "PA")
@@ -280,7 +241,7 @@ def test_a_write_during_the_snapshot_is_not_in_it_and_is_the_journal_after_it(
     assert window.records[transfer_id].status == "proposed"
 
 
-def test_the_journal_names_arrivals_and_departures_and_the_records_asked_for(pair: Pair) -> None:
+def test_the_journal_names_arrivals_and_departures_and_the_records_asked_for(pair: Funded) -> None:
     moves = list(journal_of(pair.ny, 0)[0].moves)
     arrived = [m for m in moves if m.from_state is None]
     assert arrived and all(m.to_state == "incoming" for m in arrived)
@@ -297,7 +258,7 @@ def test_the_journal_names_arrivals_and_departures_and_the_records_asked_for(pai
     assert window.moves == () and list(window.records) == [completed.transfer_id]
 
 
-def test_a_journal_position_past_the_head_is_refused(pair: Pair) -> None:
+def test_a_journal_position_past_the_head_is_refused(pair: Funded) -> None:
     snapshot, info = snapshot_of(pair.pa)
     said(snapshot, info)
     with pytest.raises(InvalidArgument, match="past PA's head"):

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from regfed.node.domain.errors import InvalidArgument, UnknownProgram
+from regfed.node.domain.errors import InvalidArgument, UnitNotAccepted, UnknownProgram
 from regfed.node.domain.programs import (
     BUILTIN_PROGRAMS,
+    Basis,
     ControlPeriod,
+    CreditIssuance,
     ProgramCatalog,
     ProgramRules,
 )
@@ -149,16 +152,31 @@ def test_from_dict_refuses_incomplete_definitions(data: dict[str, Any]) -> None:
 
 def test_builtin_programs_are_as_documented() -> None:
     catalog = ProgramCatalog.default()
-    assert sorted(catalog.programs) == ["ARP", "CAQC", "CSNOX", "CSSO2G1", "CSSO2G2", "RGGI"]
+    assert sorted(catalog.programs) == [
+        "ARP", "CAQC", "CPPR", "CSNOX", "CSSO2G1", "CSSO2G2", "RGGI",
+    ]  # fmt: skip
     assert catalog.get("RGGI").control_period_years == 3
     assert catalog.get("RGGI").compliance_account_may_send
     assert not catalog.get("CAQC").compliance_account_may_send
-    for code in ("ARP", "CSNOX", "CSSO2G1", "CSSO2G2"):
+    for code in ("ARP", "CSNOX", "CSSO2G1", "CSSO2G2", "CPPR"):
         assert catalog.get(code).control_period_years == 1
         assert catalog.get(code).compliance_account_may_send
+    for code in ("ARP", "CAQC", "CSNOX", "CSSO2G1", "CSSO2G2"):
+        assert catalog.get(code).deduction_unit_types == ("allowance",)
+        assert catalog.get(code).basis is Basis.MASS and not catalog.get(code).share_limits
+    # RGGI's Model Rule: offsets after allowances, at most 3.3% of a source's obligation.
+    rggi = catalog.get("RGGI")
+    assert rggi.deduction_unit_types == ("allowance", "offset")
+    assert rggi.share_limits == {"offset": Fraction(33, 1000)}
+    assert rggi.share_limit("offset", 1000) == 33 and rggi.share_limit("offset", 30) == 0
+    assert rggi.share_limit("allowance", 1000) is None
+    # The Clean Power Plan's rate-based model rule, as the seeds describe it: ERCs only.
+    cppr = catalog.get("CPPR")
+    assert cppr.basis is Basis.RATE and cppr.deduction_unit_types == ("erc",)
     for rules in catalog.programs.values():
-        assert rules.deduction_unit_types == ("allowance",)
         assert rules.units_per_ton == 1
+        assert rules.credit_issuance is CreditIssuance.VERIFICATION
+        assert rules.unit_types == rules.deduction_unit_types and rules.issuers == ()
 
 
 def test_unknown_program_is_refused_naming_the_known_ones() -> None:
@@ -167,7 +185,7 @@ def test_unknown_program_is_refused_naming_the_known_ones() -> None:
     assert caught.value.code == "UNKNOWN_PROGRAM"
     assert caught.value.details == {
         "program": "EUETS",
-        "known": ["ARP", "CAQC", "CSNOX", "CSSO2G1", "CSSO2G2", "RGGI"],
+        "known": ["ARP", "CAQC", "CPPR", "CSNOX", "CSSO2G1", "CSSO2G2", "RGGI"],
     }
 
 
@@ -225,3 +243,47 @@ def test_from_dict_does_not_split_a_unit_type_string_into_letters() -> None:
 def test_a_program_definition_that_is_not_an_object_is_refused_by_what_it_is() -> None:
     with pytest.raises(InvalidArgument, match="not 1"):
         ProgramCatalog.default().with_overrides([1])  # type: ignore[list-item]
+
+
+def test_credit_rules_round_trip_and_refuse_what_they_do_not_accept() -> None:
+    data = {
+        "code": "XR",
+        "compliance_account_may_send": True,
+        "deduction_unit_types": ["allowance", "offset"],
+        "unit_types": ["allowance", "offset", "erc"],
+        "issuers": ["NY", "PA"],
+        "share_limits": {"offset": "0.033"},
+        "basis": "rate",
+        "credit_issuance": "administrative",
+    }
+    rules = ProgramRules.from_dict(data)
+    assert rules.to_dict() == {**data, "name": "XR", "units_per_ton": 1, "control_period_years": 1}
+    assert rules.share_limits == {"offset": Fraction(33, 1000)}
+    assert rules.accepts("erc", "PA") and not rules.accepts("erc", "NJ")
+    with pytest.raises(UnitNotAccepted, match="issued by NJ"):
+        rules.require_accepts("offset", "NJ", "NY")
+    plain = ProgramRules("XP", "XP", True)
+    with pytest.raises(UnitNotAccepted, match="does not accept erc units") as caught:
+        plain.require_accepts("erc", "PA", "NY")
+    assert caught.value.details["accepted_unit_types"] == ["allowance"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"share_limits": {"offset": "1.5"}}, "between 0 and 1"),
+        ({"share_limits": {"offset": "lots"}}, "not a number"),
+        ({"share_limits": {"erc": "0.1"}}, "which deduction does not use"),
+        ({"unit_types": ["offset"]}, "must all be accepted"),
+        ({"basis": "intensity"}, "basis is mass or rate"),
+        ({"credit_issuance": "magic"}, "basis is mass or rate"),
+    ],
+)
+def test_credit_rules_refuse_malformed_definitions(change: dict[str, Any], message: str) -> None:
+    base = {
+        "code": "XR",
+        "compliance_account_may_send": True,
+        "deduction_unit_types": ["allowance", "offset"],
+    }
+    with pytest.raises(InvalidArgument, match=message):
+        ProgramRules.from_dict({**base, **change})

@@ -15,11 +15,14 @@ from regfed.node import RegistryError
 from . import (
     _bench,
     _certs,
+    _credits,
     _demo,
+    _import,
     _ledger,
     _node,
     _oversight,
     _reconcile,
+    _report,
     _scenario,
     _sim,
     _status,
@@ -37,15 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _demo.register(commands)
     _ledger.register(commands)
+    _credits.register(commands)
     _bench.register(commands)
     _sim.register(commands)
     _certs.register(commands)
     _node.register(commands)
     _oversight.register(commands)
     _reconcile.register(commands)
+    _report.register(commands)
     _transfer.register(commands)
     _status.register(commands)
     _scenario.register(commands)
+    _import.register(commands)
     return parser
 
 

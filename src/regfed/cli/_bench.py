@@ -61,6 +61,18 @@ def register(commands: Any) -> None:
     )
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(handler=_reconcile)
+    e = sub.add_parser(
+        "epa-import",
+        help="import all of EPA's ARP file (49 node processes): time, peak memory, figures",
+    )
+    e.add_argument(
+        "--file",
+        type=Path,
+        default=Path("data/camd/ARPComplianceData-StateLevel.csv"),
+        help="the ARP file (default: the repository's copy, %(default)s)",
+    )
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(handler=_epa_import)
 
 
 def _ledger(args: argparse.Namespace) -> int:
@@ -132,3 +144,19 @@ def _reconcile(args: argparse.Namespace) -> int:
             print(f"{key}: {shown}")
     clean = figures["overlaps_found"] == figures["overlaps_injected"]
     return 0 if clean and not figures["false_positives"] else 1
+
+
+def _epa_import(args: argparse.Namespace) -> int:
+    from regfed.bench.epa_import import run_epa_import_bench  # noqa: PLC0415 - heavy
+
+    def progress(text: str) -> None:
+        print(f"... {text}", file=sys.stderr, flush=True)
+
+    figures = run_epa_import_bench(args.file, progress)
+    if args.json:
+        emit_json(figures)
+    else:
+        for key, value in figures.items():
+            print(f"{key}: {value}")
+    ok = figures["issued_matches_epa"] and figures["surrendered_matches_epa"]
+    return 0 if ok and figures["reconciliation"] == "completed" else 1

@@ -19,6 +19,7 @@ from regfed.local.audit import audit, statuses
 from regfed.local.federation import free_base_port
 from regfed.local.oversight import OversightClient
 
+from ._demo_credits import credit_scene
 from ._output import table
 
 STATES = {"PA": 3_000, "NY": 2_000, "NJ": 1_000}
@@ -79,6 +80,9 @@ def run_federation(folder: Path, as_json: bool) -> tuple[bool, dict[str, Any]]:
             "NJ -> PA, more than held (refused)",
         )
 
+        credits = credit_scene(federation, say)
+        transfers.append({"what": "PA -> NJ, ERCs with their provenance", **credits["transfer"]})
+
         say("  PA -> NJ while NJ is down: kill -9 NJ, propose, restart NJ")
         local.kill("NJ")
         with RegistryClient(federation, "PA") as client:
@@ -89,7 +93,7 @@ def run_federation(folder: Path, as_json: bool) -> tuple[bool, dict[str, Any]]:
         transfers.append({"what": "PA -> NJ across a restart", **t})
         settled = "settled" if t["settled"] else "NOT settled"
         say(f"    after NJ's restart: {t['status']} and {settled}")
-        problems = audit(federation)
+        problems = audit(federation) + credits["problems"]
         agreement = []
         for t in transfers:
             sides = statuses(federation, t["transfer_id"])
@@ -111,6 +115,15 @@ def run_federation(folder: Path, as_json: bool) -> tuple[bool, dict[str, Any]]:
         say("  reconciliation by the oversight node (regfed reconcile) ...")
         with OversightClient(federation, timeout=120.0) as oversight:
             run = oversight.reconcile()
+            supply = oversight.query("supply", by=["issuer"])
+        if supply.missing:
+            problems.append(f"oversight supply is missing {', '.join(supply.missing)}")
+        for row in supply.rows:
+            where = sum(
+                int(row[c]) for c in ("held", "escrowed", "in_transit", "surrendered", "retired")
+            )
+            if where != row["issued"]:
+                problems.append(f"{row['issuer']} issued {row['issued']} but {where} are found")
         result = run.get("result") or {}
         reconciliation = {
             "run_id": run["run_id"],
@@ -148,6 +161,8 @@ def run_federation(folder: Path, as_json: bool) -> tuple[bool, dict[str, Any]]:
             f"{reconciliation['blocks']} blocks in 3 registries, "
             f"{reconciliation['discrepancies']} discrepancies (result signed, verified)"
         )
+        print("\nOversight: supply by issuing state (regfed oversight supply --by issuer)")
+        print(table(supply.rows))
         for problem in problems:
             print(f"  problem: {problem}")
         print("  nodes stopped: " + ", ".join(f"{c} (exit {rc})" for c, rc in codes.items()))
@@ -157,5 +172,7 @@ def run_federation(folder: Path, as_json: bool) -> tuple[bool, dict[str, Any]]:
         "agreement": agreement,
         "holdings": holdings,
         "reconciliation": reconciliation,
+        "supply": supply.rows,
+        "credits": {k: v for k, v in credits.items() if k != "transfer"},
         "problems": problems,
     }

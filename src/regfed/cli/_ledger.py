@@ -17,6 +17,7 @@ from regfed.node import (
     DeductCompliance,
     Issue,
     OpenAccount,
+    Price,
     ProgramCatalog,
     RecordEmissions,
     Registry,
@@ -47,6 +48,13 @@ _BLOCK = re.compile(r"^([A-Z]{2,4})/([A-Za-z0-9]+)/([a-z]+)/([0-9]{4}):([0-9]+)-
 def register(commands: Any) -> None:
     ledger = commands.add_parser("ledger", help="operate one registry's ledger")
     sub = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+    cmd = ledger_command(sub)
+    _register_actions(cmd)
+
+
+def ledger_command(sub: Any) -> Any:
+    """A maker of subcommands that act on one registry's database (``--db``, ``--json``,
+    ``--programs``), shared with ``regfed credits``."""
 
     def cmd(name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
@@ -65,6 +73,10 @@ def register(commands: Any) -> None:
         p.set_defaults(handler=handler)
         return p
 
+    return cmd
+
+
+def _register_actions(cmd: Any) -> None:
     p = cmd("init", "create (or upgrade) a registry database and its state accounts", _init)
     p.add_argument("--registry", required=True, help="registry code, e.g. PA")
     cmd("upgrade", "upgrade the database schema to this version of regfed", _upgrade)
@@ -108,6 +120,7 @@ def register(commands: Any) -> None:
         p.add_argument("--from", dest="from_account", required=True)
         if name == "transfer":
             p.add_argument("--to", required=True)
+            price_args(p)
         _selection_args(p)
         _actor_and_op(p)
 
@@ -115,13 +128,24 @@ def register(commands: Any) -> None:
     p.add_argument("--account", required=True)
     p.add_argument("--program", required=True)
     p.add_argument("--period", required=True, help="YYYY or YYYY-YYYY")
-    p.add_argument("--tons", required=True, type=whole_number)
+    amount = p.add_mutually_exclusive_group(required=True)
+    amount.add_argument("--tons", type=whole_number, help="mass-based programs")
+    amount.add_argument("--co2-lb", type=whole_number, help="rate-based programs: CO2 in lb")
+    p.add_argument("--mwh", type=whole_number, help="rate-based: generation in MWh")
+    p.add_argument("--standard", help="rate-based: the source's standard in lb/MWh")
     _actor_and_op(p)
 
     p = cmd("deduct", "compliance deduction for a program's control period", _deduct)
     p.add_argument("--program", required=True)
     p.add_argument("--period", required=True)
     p.add_argument("--account", action="append", default=[], help="only these accounts")
+    p.add_argument(
+        "--serials",
+        action="append",
+        default=[],
+        metavar="ISSUER/PROGRAM/TYPE/VINTAGE:START-END",
+        help="surrender exactly these blocks of the one --account (within share limits)",
+    )
     _actor_and_op(p)
 
     p = cmd("holdings", "an account's blocks and totals", _holdings)
@@ -146,6 +170,29 @@ def _actor_and_op(p: argparse.ArgumentParser) -> None:
         help="acting person, or 'admin' for the registry administrator",
     )
     p.add_argument("--op-id", help="idempotency key (default: a new random id, printed)")
+
+
+def price_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--price",
+        metavar="AMOUNT",
+        help="price per unit agreed, e.g. 12.50 (positive, at most 2 decimals); the registry "
+        "records it and the price report publishes it where the program's policy allows",
+    )
+    p.add_argument(
+        "--currency",
+        metavar="CODE",
+        default="",
+        help="ISO 4217 currency of --price (default USD)",
+    )
+
+
+def price_of(args: argparse.Namespace) -> Price | None:
+    if args.price is None:
+        if args.currency:
+            raise errors.InvalidArgument("--currency goes with --price AMOUNT")
+        return None
+    return Price.parse(args.price, args.currency)
 
 
 def _selection_args(p: argparse.ArgumentParser) -> None:
@@ -181,8 +228,18 @@ def _op(args: argparse.Namespace) -> str:
 
 
 def _selection(args: argparse.Namespace) -> Selection:
+    return Selection(
+        quantity=args.quantity,
+        program=args.program,
+        unit_type=args.unit_type,
+        vintage=args.vintage,
+        blocks=_selection_blocks(args.serials),
+    )
+
+
+def _selection_blocks(texts: list[str]) -> tuple[UnitBlock, ...]:
     blocks = []
-    for text in args.serials:
+    for text in texts:
         m = _BLOCK.match(text)
         if not m:
             raise errors.InvalidArgument(
@@ -195,13 +252,7 @@ def _selection(args: argparse.Namespace) -> Selection:
                 SerialRange(int(start), int(end)),
             )
         )
-    return Selection(
-        quantity=args.quantity,
-        program=args.program,
-        unit_type=args.unit_type,
-        vintage=args.vintage,
-        blocks=tuple(blocks),
-    )
+    return tuple(blocks)
 
 
 def _done(args: argparse.Namespace, result: Any, summary: str) -> int:
@@ -313,6 +364,7 @@ def _issue(args: argparse.Namespace) -> int:
 
 
 def _transfer(args: argparse.Namespace) -> int:
+    price = price_of(args)  # checked before the database is opened
     reg = _registry(args)
     result = reg.ledger.transfer(
         Transfer(
@@ -320,11 +372,13 @@ def _transfer(args: argparse.Namespace) -> int:
             from_account=args.from_account,
             to_account=args.to,
             selection=_selection(args),
+            price=price,
         ),
         _actor(reg, args.actor),
     )
     reg.close()
-    return _done(args, result, f"transferred {result.detail['quantity']:,} units")
+    at = f" at {price} per unit" if price is not None else ""
+    return _done(args, result, f"transferred {result.detail['quantity']:,} units{at}")
 
 
 def _retire(args: argparse.Namespace) -> int:
@@ -345,12 +399,22 @@ def _emissions(args: argparse.Namespace) -> int:
             account=args.account,
             program=args.program,
             period=args.period,
-            tons=args.tons,
+            tons=args.tons if args.tons is not None else args.co2_lb,
+            mwh=args.mwh,
+            standard=args.standard,
         ),
         _actor(reg, args.actor),
     )
     reg.close()
-    return _done(args, result, f"recorded {args.tons:,} tons for {args.account}")
+    if args.tons is not None:
+        return _done(args, result, f"recorded {args.tons:,} tons for {args.account}")
+    owed = result.detail.get("obligation")
+    return _done(
+        args,
+        result,
+        f"recorded {args.co2_lb:,} lb CO2 over {args.mwh or 0:,} MWh for {args.account}"
+        + (f": {owed:,} ERCs owed" if owed is not None else ""),
+    )
 
 
 def _deduct(args: argparse.Namespace) -> int:
@@ -361,6 +425,7 @@ def _deduct(args: argparse.Namespace) -> int:
             program=args.program,
             period=args.period,
             accounts=tuple(args.account),
+            blocks=_selection_blocks(args.serials),
         ),
         _actor(reg, args.actor),
     )
@@ -477,7 +542,21 @@ def _programs(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"programs": rows})
     else:
-        for r in rows:
-            r["deduction_unit_types"] = ",".join(r["deduction_unit_types"])
-        print(table(rows))
+        shown = [
+            {
+                "code": r["code"],
+                "name": r["name"],
+                "compliance_account_may_send": r["compliance_account_may_send"],
+                "deduction_unit_types": ",".join(r["deduction_unit_types"]),
+                "accepted_unit_types": ",".join(r.get("unit_types", r["deduction_unit_types"])),
+                "issuers": ",".join(r.get("issuers", [])) or "any",
+                "share_limits": ",".join(f"{k} {v}" for k, v in r.get("share_limits", {}).items())
+                or "-",
+                "basis": r.get("basis", "mass"),
+                "units_per_ton": r["units_per_ton"],
+                "control_period_years": r["control_period_years"],
+            }
+            for r in rows
+        ]
+        print(table(shown))
     return 0

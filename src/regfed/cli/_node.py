@@ -9,9 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from regfed.gateway.config import load_config
 from regfed.gateway.daemon import run
 from regfed.local import FEDERATION_ENV, Federation, LocalFederation, create_federation
 from regfed.local.processes import NodeFailed
+from regfed.oversight.config import OversightConfig
 
 from . import _node_config
 from ._output import EXIT_FAILED, emit_json, table
@@ -24,6 +26,28 @@ def add_federation_option(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"the federation.json written by `regfed up` (default: ${FEDERATION_ENV})",
     )
+
+
+def add_oversight_source_options(parser: argparse.ArgumentParser) -> None:
+    """Where a command finds the oversight node: a local federation's file, or on the
+    oversight host its own configuration (read with :func:`oversight_config_of`)."""
+    add_federation_option(parser)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="on the oversight host: the oversight node's own file (instead of --federation)",
+    )
+
+
+def oversight_config_of(args: argparse.Namespace) -> OversightConfig | None:
+    """The oversight node's own configuration when ``--config`` was given, else None (the
+    command then uses ``--federation``); both at once are refused."""
+    if args.config is None:
+        return None
+    if args.federation is not None:
+        raise ValueError("--config and --federation do not mix: give one")
+    return load_config(args.config, schema=OversightConfig).config
 
 
 def register(commands: Any) -> None:
@@ -45,7 +69,12 @@ def register(commands: Any) -> None:
         "up", help="start a local federation: one node process per registry, until Ctrl-C"
     )
     up.add_argument("dir", type=Path, help="where certificates, databases and logs live")
-    up.add_argument("--registries", default="PA,NY,NJ", help="comma-separated codes")
+    up.add_argument(
+        "--registries",
+        default=None,
+        help="comma-separated codes for a new federation (default PA,NY,NJ); an existing "
+        "federation in DIR is served with its own registries",
+    )
     up.add_argument("--oversight", default="EPA")
     up.add_argument("--base-port", type=int, default=50_051)
     up.add_argument(
@@ -88,9 +117,14 @@ def _up(args: argparse.Namespace) -> int:
         settings["reflection"] = True
     if args.log_format is not None:
         settings["log_format"] = args.log_format
+    folder = args.dir.resolve()
+    if args.registries is None and (folder / "federation.json").is_file():
+        codes = Federation.load(folder / "federation.json").registries
+    else:
+        codes = _codes(args.registries or "PA,NY,NJ")
     federation = create_federation(
-        args.dir.resolve(),
-        _codes(args.registries),
+        folder,
+        codes,
         oversight=args.oversight.upper(),
         base_port=args.base_port,
         settings=settings,
@@ -146,7 +180,7 @@ def _up(args: argparse.Namespace) -> int:
             local.stop()
             return EXIT_FAILED
         time.sleep(0.2)
-    codes = local.stop()
+    exits = local.stop()
     if not args.json:
-        print("stopped: " + ", ".join(f"{c} (exit {rc})" for c, rc in codes.items()))
+        print("stopped: " + ", ".join(f"{c} (exit {rc})" for c, rc in exits.items()))
     return 0

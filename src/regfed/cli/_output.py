@@ -54,7 +54,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-PLAIN_NUMBERS = frozenset({"vintage", "seq", "year", "journal_seq", "index"})
+PLAIN_NUMBERS = frozenset({"vintage", "seq", "year", "epa_year", "journal_seq", "index"})
 
 
 def _cell(value: Any, column: str = "") -> str:

@@ -10,13 +10,15 @@ from typing import Any
 from regfed.local import Federation
 from regfed.oversight.node import run
 
-from . import _node_config
+from . import _node_config, _oversight_queries
 from ._output import EXIT_FAILED
 
 
 def register(commands: Any) -> None:
     oversight = commands.add_parser(
-        "oversight", help="run the oversight node (read-only; it will run reconciliation)"
+        "oversight",
+        help="run the oversight node; ask it for federation-wide figures (supply, compliance, "
+        "flows, in-transit, credits, bank, reconciliation)",
     )
     sub = oversight.add_subparsers(dest="oversight_command", required=True, metavar="ACTION")
     p = sub.add_parser(
@@ -32,6 +34,7 @@ def register(commands: Any) -> None:
     p.add_argument("--reflection", action="store_true", help="switch gRPC server reflection on")
     p.set_defaults(handler=_run)
     _node_config.register(sub, _node_config.OVERSIGHT)
+    _oversight_queries.register(sub)
 
 
 def _run(args: argparse.Namespace) -> int:

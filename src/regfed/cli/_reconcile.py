@@ -14,16 +14,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from regfed.certs.identity import Role
-from regfed.gateway.config import load_config
 from regfed.local import Federation, TransferFailed
 from regfed.local.oversight import OversightClient
-from regfed.oversight.config import OversightConfig
 
-from ._node import add_federation_option
+from ._node import add_oversight_source_options, oversight_config_of
 from ._output import EXIT_FAILED, EXIT_REFUSED, emit_json, table
 
 CLEAN = ("completed", "completed_after_intervention")
@@ -60,13 +57,7 @@ def register(commands: Any) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    add_federation_option(p)
-    p.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        help="on the oversight host: the oversight node's own file (instead of --federation)",
-    )
+    add_oversight_source_options(p)
     p.add_argument(
         "--as",
         dest="role",
@@ -80,10 +71,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace) -> OversightClient:
-    if args.config is not None:
-        if args.federation is not None:
-            raise ValueError("--config and --federation do not mix: give one")
-        return OversightClient.from_config(load_config(args.config, schema=OversightConfig).config)
+    config = oversight_config_of(args)
+    if config is not None:
+        return OversightClient.from_config(config)
     federation = Federation.load(args.federation)
     return OversightClient(federation, ROLES[args.role], args.registry)
 

@@ -51,6 +51,7 @@ def register(commands: Any) -> None:
     p.add_argument("--from", dest="from_account", required=True)
     p.add_argument("--to", dest="to_account", required=True)
     _ledger._selection_args(p)
+    _ledger.price_args(p)
     p.add_argument("--request-id", help="reuse on a retry: the same id returns the same transfer")
     p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for settlement")
     p.set_defaults(handler=_propose)
@@ -94,6 +95,8 @@ def _print_transfer(t: dict[str, Any]) -> None:
     settled = "settled" if t["settled"] else "not settled yet"
     print(f"transfer {t['transfer_id']}: {t['status']} ({settled})")
     print(f"  {t['from_account']} -> {t['to_account']}: {t['quantity']:,} units")
+    if t.get("price"):
+        print(f"  price {t['price']['amount']} {t['price']['currency']} per unit")
     for block in t["blocks"][:10]:
         print(f"  block {block_label(block)}")
     if t["error_code"]:
@@ -117,6 +120,7 @@ def _propose(args: argparse.Namespace) -> int:
     selection = _ledger._selection(args)
     if selection.quantity is None and not selection.blocks:
         raise errors.InvalidArgument("name --quantity N or one or more --serials ranges")
+    price = _ledger.price_of(args)  # refused here already; the node checks it again
 
     def body(client: RegistryClient) -> dict[str, Any]:
         t = client.propose(
@@ -129,6 +133,8 @@ def _propose(args: argparse.Namespace) -> int:
             blocks=[b.to_dict() for b in selection.blocks],
             request_id=args.request_id,
             wait_s=max(args.wait, 0),
+            price=None if price is None else price.amount,
+            currency="" if price is None else price.currency,
         )
         return t
 

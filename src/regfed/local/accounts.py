@@ -29,6 +29,7 @@ def open_account(
     *,
     kind: str = "general",
     name: str | None = None,
+    source: str | None = None,
 ) -> str:
     """A new account at ``code`` with ``person`` as primary representative; its number."""
     reg = open_existing(federation.node_config(code).database)
@@ -38,7 +39,7 @@ def open_account(
                 operation_id=_op("open"),
                 account_type=kind,
                 name=name or f"{person} {kind}",
-                source_id=_op("SRC") if kind == "compliance" else None,
+                source_id=(source or _op("SRC")) if kind == "compliance" else None,
                 representatives=(RepresentativeSpec(person=person, role="primary"),),
             ),
             reg.ledger.administrator,

@@ -53,6 +53,11 @@ def transfer_dict(t: client_pb2.Transfer) -> dict[str, Any]:
         "error_code": t.error_code,
         "error_message": t.error_message,
         "request_id": t.request_id,
+        "price": (
+            {"amount": t.price.amount, "currency": t.price.currency}
+            if t.HasField("price")
+            else None
+        ),
     }
 
 
@@ -103,8 +108,11 @@ class RegistryClient:
         blocks: list[dict[str, Any]] | None = None,
         request_id: str | None = None,
         wait_s: float = 0.0,
+        price: str | None = None,
+        currency: str = "",
     ) -> dict[str, Any]:
-        """Propose; with ``wait_s``, answer once it settles or that many seconds pass."""
+        """Propose; with ``wait_s``, answer once it settles or that many seconds pass. The
+        ``price`` per unit (``"12.50"``; ``currency`` empty: USD) is checked by the node."""
         request = client_pb2.ProposeTransferRequest(
             request_id=request_id or uuid.uuid4().hex,
             from_account=from_account,
@@ -115,6 +123,7 @@ class RegistryClient:
             vintage=vintage,
             blocks=[client_pb2.Block(**b) for b in blocks or []],
             wait_ms=int(wait_s * 1000),
+            price=(None if price is None else client_pb2.Price(amount=price, currency=currency)),
         )
         return transfer_dict(self._call(self.stub.ProposeTransfer, request, self.timeout + wait_s))
 

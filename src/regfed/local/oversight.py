@@ -5,7 +5,8 @@ the directory before it is believed."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -13,18 +14,42 @@ import grpc
 from regfed.certs.directory import Member
 from regfed.certs.documents import open_document
 from regfed.certs.identity import Role
+from regfed.gateway._generated.query.v1 import query_pb2_grpc
 from regfed.gateway._generated.reconciliation.v1 import reconciliation_pb2, reconciliation_pb2_grpc
 from regfed.gateway.daemon import load_directory
 from regfed.gateway.probe import probe_address, server_name
+from regfed.gateway.query_service import request_of
 from regfed.gateway.transport import channel_credentials
 from regfed.gateway.verdicts import document_of, oversight_member
+from regfed.node.domain.errors import InvalidArgument
 from regfed.oversight.config import OversightConfig
+from regfed.reconciliation.views import InvalidQuery, Query, as_dicts
 
 from .client import TransferFailed, refusal
 from .federation import Federation
 
 #: (stage, registry, done, total)
 ProgressCallback = Callable[[str, str, int, int], None]
+
+
+@dataclass(frozen=True)
+class FederationAnswer:
+    """A federation-wide view: its rows, and the registries missing from them (code: why)."""
+
+    view: str
+    rows: list[dict[str, str | int]]
+    missing: dict[str, str]
+    registries: list[str]
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "missing": [{"registry": r, "reason": why} for r, why in self.missing.items()],
+        }
 
 
 class OversightClient:
@@ -76,6 +101,7 @@ class OversightClient:
         options = [*options, ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         self.channel = grpc.secure_channel(address, credentials, options)
         self.stub = reconciliation_pb2_grpc.OversightStub(self.channel)
+        self.queries = query_pb2_grpc.FederationQueryStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
@@ -117,6 +143,37 @@ class OversightClient:
             run_id=run_id, resolved_by=resolved_by, note=note
         )
         return self._verified(self._call(self.stub.Resolve, request))
+
+    def query(
+        self,
+        view: str,
+        filters: Mapping[str, Sequence[str]] | None = None,
+        by: Sequence[str] = (),
+    ) -> FederationAnswer:
+        """A view's rows across every registry, with the registries that did not answer.
+        The query is checked here first, so a mistake is refused before anything is sent."""
+        try:
+            query = Query.parse(view, filters or {}, by)
+        except InvalidQuery as error:
+            raise InvalidArgument(str(error), **error.details) from None
+        rows: list[tuple[tuple[str, ...], tuple[int, ...]]] = []
+        keys: tuple[str, ...] = ()
+        values: tuple[str, ...] = ()
+        try:
+            for part in self.queries.Query(request_of(query), timeout=self.timeout):
+                if part.key_columns:
+                    keys, values = tuple(part.key_columns), tuple(part.value_columns)
+                rows.extend((tuple(r.keys), tuple(r.values)) for r in part.rows)
+                if part.last:
+                    return FederationAnswer(
+                        view=view,
+                        rows=as_dicts(keys or query.group, values or query.view.values, rows),
+                        missing={m.registry: m.reason for m in part.missing},
+                        registries=list(part.registries),
+                    )
+        except grpc.RpcError as error:
+            raise refusal(error) from None
+        raise TransferFailed("UNAVAILABLE", "NO_RESULT", "the answer ended without its last part")
 
     def _call(self, method: Any, request: Any) -> Any:
         try:

@@ -20,6 +20,7 @@ from typing import IO
 from .federation import Federation
 
 READY_TIMEOUT = 60.0
+READY_PER_NODE = 2.0
 
 
 class NodeFailed(RuntimeError):
@@ -37,10 +38,13 @@ class LocalFederation:
         if codes is None:
             oversight = self.federation.oversight
             codes = [*self.federation.registries, *([oversight] if oversight else [])]
+        # Every process starts at once; on a small machine dozens of them share its cores, so
+        # the wait grows with how many there are (49 states take about a minute on 2 cores).
+        deadline = time.monotonic() + READY_TIMEOUT + READY_PER_NODE * len(codes)
         for code in codes:
             self._spawn(code, env)
         for code in codes:
-            self._wait_ready(code)
+            self._wait_ready(code, deadline)
 
     def _spawn(self, code: str, env: Mapping[str, str] | None) -> None:
         if code in self.processes and self.processes[code].poll() is None:
@@ -61,10 +65,9 @@ class LocalFederation:
             env={**os.environ, **(env or {})},
         )
 
-    def _wait_ready(self, code: str) -> None:
+    def _wait_ready(self, code: str, deadline: float) -> None:
         process = self.processes[code]
         assert process.stdout is not None
-        deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             line = process.stdout.readline()
             if not line:

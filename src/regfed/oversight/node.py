@@ -24,6 +24,7 @@ from regfed.certs.authority import load_signing_key
 from regfed.certs.identity import Role
 from regfed.gateway import logs
 from regfed.gateway._generated.health.v1 import health_pb2_grpc
+from regfed.gateway._generated.query.v1 import query_pb2_grpc
 from regfed.gateway._generated.reconciliation.v1 import reconciliation_pb2_grpc
 from regfed.gateway.daemon import grpc_server, listen_secure, load_directory, stop_on_signals
 from regfed.gateway.metrics import MetricsServer
@@ -31,6 +32,7 @@ from regfed.gateway.transport import HEALTH_SERVICE, Callers, HealthService, cha
 
 from .config import OversightConfig
 from .hooks import pause_between_reads
+from .queries import FEDERATION_QUERY_SERVICE, FederationQueryService
 from .run_errors import AlreadyRan
 from .runner import RunManager
 from .runs import RunStore
@@ -43,9 +45,9 @@ log = logging.getLogger("regfed.oversight")
 
 
 class OversightHealth(HealthService):
-    """The server as a whole ("") is the only service it has so far."""
+    """The server as a whole (""), its reconciliation API and its federation queries."""
 
-    SERVICES: tuple[str, ...] = ("", OVERSIGHT_SERVICE)
+    SERVICES: tuple[str, ...] = ("", OVERSIGHT_SERVICE, FEDERATION_QUERY_SERVICE)
 
 
 def metrics(directory_version: int) -> CollectorRegistry:
@@ -90,8 +92,21 @@ async def serve(config: OversightConfig, stop: asyncio.Event | None = None) -> N
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     service = OversightService(config.code, runs, Callers(config.ca))
     reconciliation_pb2_grpc.add_OversightServicer_to_server(service, server)
+    queries = FederationQueryService(
+        config.code,
+        lambda: load_directory(config),
+        channel_credentials(ca, cert, key),
+        Callers(config.ca),
+        config.registry_timeout,
+    )
+    query_pb2_grpc.add_FederationQueryServicer_to_server(queries, server)
     if config.reflection:
-        names = (HEALTH_SERVICE, OVERSIGHT_SERVICE, reflection.SERVICE_NAME)
+        names = (
+            HEALTH_SERVICE,
+            OVERSIGHT_SERVICE,
+            FEDERATION_QUERY_SERVICE,
+            reflection.SERVICE_NAME,
+        )
         reflection.enable_server_reflection(names, server)
     listen_secure(server, config.listen, ca, cert, key)
 

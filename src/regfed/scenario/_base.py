@@ -52,6 +52,8 @@ class Context:
     federation: Federation = field(init=False)
     local: LocalFederation = field(init=False)
     numbers: dict[str, str] = field(default_factory=dict)
+    #: Alias of a project or document -> (the registry that holds it, its id or SHA-256).
+    records: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: Registry -> the crash step armed on it that has not fired yet.
     armed: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Registries armed while down: their crash can only fire after their restart.

@@ -80,7 +80,38 @@ _OPS: dict[str, tuple[set[str], set[str]]] = {
         {"account", "quantity"},
         {"program", "unit_type", "vintage", "as", "expect", "error"},
     ),
-    "emissions": ({"account", "period", "tons"}, {"program", "expect", "error"}),
+    "emissions": (
+        {"account", "period", "tons"},
+        {"program", "mwh", "standard", "expect", "error"},
+    ),
+    "project": (
+        {"sponsor", "alias", "category"},
+        {"program", "name", "location", "capacity_mw", "as", "expect", "error"},
+    ),
+    "project-status": ({"project", "status"}, {"expect", "error"}),
+    "accredit": (
+        {"registry", "verifier", "categories"},
+        {"name", "person", "valid_from", "valid_to", "conflicts", "expect", "error"},
+    ),
+    "document": (
+        {"kind", "subject", "alias", "content"},
+        {
+            "title",
+            "as",
+            "public",
+            "supersedes",
+            "period",
+            "verifier",
+            "quantity",
+            "mv_report",
+            "program",
+            "official",
+            "expect",
+            "error",
+        },
+    ),
+    "review": ({"document"}, {"decision", "reasons", "expect", "error"}),
+    "provenance": ({"account", "project"}, set()),
     "deduct": ({"registry", "period"}, {"program", "expect", "error"}),
     "close": ({"account"}, {"expect", "error"}),
     "restrict": ({"account"}, {"expect", "error"}),
@@ -206,7 +237,7 @@ def _step(index: int, raw: Any, registries: list[str], accounts: dict[str, Accou
     missing = sorted(required - set(args))
     if missing:
         raise ScenarioError(f"{step.label}: missing {', '.join(missing)}")
-    for key in ("from", "to", "account"):
+    for key in ("from", "to", "account", "sponsor"):
         if key in args and args[key] not in accounts:
             raise ScenarioError(f'{step.label}: no account alias {args[key]!r} under "accounts"')
     if "registry" in args and args["registry"] not in registries:

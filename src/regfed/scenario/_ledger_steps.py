@@ -143,6 +143,8 @@ class LedgerSteps(Context):
                     program=step.get("program", DEFAULT_PROGRAM),
                     period=str(step.get("period")),
                     tons=step.get("tons"),
+                    mwh=step.get("mwh"),
+                    standard=None if step.get("standard") is None else str(step.get("standard")),
                 ),
                 reg.ledger.administrator,
             ),

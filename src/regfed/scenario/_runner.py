@@ -27,9 +27,9 @@ from regfed.local.processes import NodeFailed
 from regfed.local.reconcile import reconcile_local
 
 from ._base import StepFailed
+from ._credit_steps import CreditSteps
 from ._databases import Databases
 from ._format import Step
-from ._ledger_steps import LedgerSteps
 from ._transfer_steps import TransferSteps
 
 _HOOKS = {p["name"]: str(p["hook"]) for p in crash_points()}
@@ -39,7 +39,7 @@ _BLOCK_KEYS = ("issuer", "program", "unit_type", "vintage", "start", "end")
 
 
 @dataclass
-class Runner(LedgerSteps, TransferSteps):
+class Runner(CreditSteps, TransferSteps):
     databases: Databases = field(default_factory=Databases)
     clock_offsets: dict[str, float] = field(default_factory=dict)
 

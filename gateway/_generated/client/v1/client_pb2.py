@@ -25,39 +25,43 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63lient/v1/client.proto\x12\x10regfed.client.v1\"w\n\x05\x42lock\x12\x0e\n\x06issuer\x18\x01 \x01(\t\x12\x0f\n\x07program\x18\x02 \x01(\t\x12\x11\n\tunit_type\x18\x03 \x01(\t\x12\x0f\n\x07vintage\x18\x04 \x01(\x05\x12\r\n\x05start\x18\x05 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x06 \x01(\x03\x12\r\n\x05state\x18\x07 \x01(\t\"&\n\x13ListHoldingsRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\"M\n\x11ListHoldingsReply\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\'\n\x06\x62locks\x18\x02 \x03(\x0b\x32\x17.regfed.client.v1.Block\"\xd7\x01\n\x16ProposeTransferRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_account\x18\x02 \x01(\t\x12\x12\n\nto_account\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x0f\n\x07program\x18\x05 \x01(\t\x12\x11\n\tunit_type\x18\x06 \x01(\t\x12\x0f\n\x07vintage\x18\x07 \x01(\x05\x12\'\n\x06\x62locks\x18\x08 \x03(\x0b\x32\x17.regfed.client.v1.Block\x12\x0f\n\x07wait_ms\x18\t \x01(\x03\"\xf2\x01\n\x08Transfer\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07settled\x18\x03 \x01(\x08\x12\x14\n\x0c\x66rom_account\x18\x04 \x01(\t\x12\x12\n\nto_account\x18\x05 \x01(\t\x12\'\n\x06\x62locks\x18\x06 \x03(\x0b\x32\x17.regfed.client.v1.Block\x12\x12\n\nerror_code\x18\x07 \x01(\t\x12\x15\n\rerror_message\x18\x08 \x01(\t\x12\x10\n\x08quantity\x18\t \x01(\x03\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x0c\n\x04side\x18\x0b \x01(\t\":\n\x12GetTransferRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x0f\n\x07wait_ms\x18\x02 \x01(\x03\",\n\x15\x43\x61ncelTransferRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\"\x91\x01\n\x07Receipt\x12\x11\n\tdirection\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x0e\n\x06sender\x18\x05 \x01(\t\x12\x0e\n\x06key_id\x18\x06 \x01(\t\x12\x11\n\tsignature\x18\x07 \x01(\x0c\x12\x13\n\x0brecorded_at\x18\x08 \x01(\t\")\n\x12GetReceiptsRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\"m\n\x10GetReceiptsReply\x12,\n\x08transfer\x18\x01 \x01(\x0b\x32\x1a.regfed.client.v1.Transfer\x12+\n\x08receipts\x18\x02 \x03(\x0b\x32\x19.regfed.client.v1.Receipt\"!\n\x10GetStatusRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"\x8e\x01\n\x10InFlightTransfer\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x0c\n\x04side\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0c\n\x04peer\x18\x04 \x01(\t\x12\x10\n\x08quantity\x18\x05 \x01(\x03\x12\x12\n\ncreated_at\x18\x06 \x01(\t\x12\x13\n\x0b\x61ge_seconds\x18\x07 \x01(\x01\"\xc3\x01\n\x0eGetStatusReply\x12\x10\n\x08registry\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x03 \x01(\x01\x12\x11\n\tin_flight\x18\x04 \x01(\x03\x12\x35\n\ttransfers\x18\x05 \x03(\x0b\x32\".regfed.client.v1.InFlightTransfer\x12\x11\n\tnode_time\x18\x06 \x01(\t\x12\x19\n\x11\x64irectory_version\x18\x07 \x01(\x03\x32\x93\x04\n\x08Registry\x12Z\n\x0cListHoldings\x12%.regfed.client.v1.ListHoldingsRequest\x1a#.regfed.client.v1.ListHoldingsReply\x12W\n\x0fProposeTransfer\x12(.regfed.client.v1.ProposeTransferRequest\x1a\x1a.regfed.client.v1.Transfer\x12O\n\x0bGetTransfer\x12$.regfed.client.v1.GetTransferRequest\x1a\x1a.regfed.client.v1.Transfer\x12U\n\x0e\x43\x61ncelTransfer\x12\'.regfed.client.v1.CancelTransferRequest\x1a\x1a.regfed.client.v1.Transfer\x12W\n\x0bGetReceipts\x12$.regfed.client.v1.GetReceiptsRequest\x1a\".regfed.client.v1.GetReceiptsReply\x12Q\n\tGetStatus\x12\".regfed.client.v1.GetStatusRequest\x1a .regfed.client.v1.GetStatusReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63lient/v1/client.proto\x12\x10regfed.client.v1\"\xa9\x01\n\x05\x42lock\x12\x0e\n\x06issuer\x18\x01 \x01(\t\x12\x0f\n\x07program\x18\x02 \x01(\t\x12\x11\n\tunit_type\x18\x03 \x01(\t\x12\x0f\n\x07vintage\x18\x04 \x01(\x05\x12\r\n\x05start\x18\x05 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x06 \x01(\x03\x12\r\n\x05state\x18\x07 \x01(\t\x12\x30\n\nprovenance\x18\x08 \x01(\x0b\x32\x1c.regfed.client.v1.Provenance\"\xef\x01\n\nProvenance\x12)\n\x08issuance\x18\x01 \x01(\x0b\x32\x17.regfed.client.v1.Block\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x14\n\x0cproject_name\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\x0f\n\x07sponsor\x18\x05 \x01(\t\x12\x15\n\rreport_sha256\x18\x06 \x01(\t\x12\x10\n\x08verifier\x18\x07 \x01(\t\x12\x15\n\rverifier_name\x18\x08 \x01(\t\x12\x19\n\x11monitoring_period\x18\t \x01(\t\x12\x11\n\tissued_at\x18\n \x01(\t\")\n\x05Price\x12\x0e\n\x06\x61mount\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\"&\n\x13ListHoldingsRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\"M\n\x11ListHoldingsReply\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\'\n\x06\x62locks\x18\x02 \x03(\x0b\x32\x17.regfed.client.v1.Block\"\xff\x01\n\x16ProposeTransferRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_account\x18\x02 \x01(\t\x12\x12\n\nto_account\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x0f\n\x07program\x18\x05 \x01(\t\x12\x11\n\tunit_type\x18\x06 \x01(\t\x12\x0f\n\x07vintage\x18\x07 \x01(\x05\x12\'\n\x06\x62locks\x18\x08 \x03(\x0b\x32\x17.regfed.client.v1.Block\x12\x0f\n\x07wait_ms\x18\t \x01(\x03\x12&\n\x05price\x18\n \x01(\x0b\x32\x17.regfed.client.v1.Price\"\x9a\x02\n\x08Transfer\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07settled\x18\x03 \x01(\x08\x12\x14\n\x0c\x66rom_account\x18\x04 \x01(\t\x12\x12\n\nto_account\x18\x05 \x01(\t\x12\'\n\x06\x62locks\x18\x06 \x03(\x0b\x32\x17.regfed.client.v1.Block\x12\x12\n\nerror_code\x18\x07 \x01(\t\x12\x15\n\rerror_message\x18\x08 \x01(\t\x12\x10\n\x08quantity\x18\t \x01(\x03\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x0c\n\x04side\x18\x0b \x01(\t\x12&\n\x05price\x18\x0c \x01(\x0b\x32\x17.regfed.client.v1.Price\":\n\x12GetTransferRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x0f\n\x07wait_ms\x18\x02 \x01(\x03\",\n\x15\x43\x61ncelTransferRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\"\x91\x01\n\x07Receipt\x12\x11\n\tdirection\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x0e\n\x06sender\x18\x05 \x01(\t\x12\x0e\n\x06key_id\x18\x06 \x01(\t\x12\x11\n\tsignature\x18\x07 \x01(\x0c\x12\x13\n\x0brecorded_at\x18\x08 \x01(\t\")\n\x12GetReceiptsRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\"m\n\x10GetReceiptsReply\x12,\n\x08transfer\x18\x01 \x01(\x0b\x32\x1a.regfed.client.v1.Transfer\x12+\n\x08receipts\x18\x02 \x03(\x0b\x32\x19.regfed.client.v1.Receipt\"!\n\x10GetStatusRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"\x8e\x01\n\x10InFlightTransfer\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x0c\n\x04side\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0c\n\x04peer\x18\x04 \x01(\t\x12\x10\n\x08quantity\x18\x05 \x01(\x03\x12\x12\n\ncreated_at\x18\x06 \x01(\t\x12\x13\n\x0b\x61ge_seconds\x18\x07 \x01(\x01\"\xc3\x01\n\x0eGetStatusReply\x12\x10\n\x08registry\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x03 \x01(\x01\x12\x11\n\tin_flight\x18\x04 \x01(\x03\x12\x35\n\ttransfers\x18\x05 \x03(\x0b\x32\".regfed.client.v1.InFlightTransfer\x12\x11\n\tnode_time\x18\x06 \x01(\t\x12\x19\n\x11\x64irectory_version\x18\x07 \x01(\x03\x32\x93\x04\n\x08Registry\x12Z\n\x0cListHoldings\x12%.regfed.client.v1.ListHoldingsRequest\x1a#.regfed.client.v1.ListHoldingsReply\x12W\n\x0fProposeTransfer\x12(.regfed.client.v1.ProposeTransferRequest\x1a\x1a.regfed.client.v1.Transfer\x12O\n\x0bGetTransfer\x12$.regfed.client.v1.GetTransferRequest\x1a\x1a.regfed.client.v1.Transfer\x12U\n\x0e\x43\x61ncelTransfer\x12\'.regfed.client.v1.CancelTransferRequest\x1a\x1a.regfed.client.v1.Transfer\x12W\n\x0bGetReceipts\x12$.regfed.client.v1.GetReceiptsRequest\x1a\".regfed.client.v1.GetReceiptsReply\x12Q\n\tGetStatus\x12\".regfed.client.v1.GetStatusRequest\x1a .regfed.client.v1.GetStatusReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'client.v1.client_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BLOCK']._serialized_start=44
-  _globals['_BLOCK']._serialized_end=163
-  _globals['_LISTHOLDINGSREQUEST']._serialized_start=165
-  _globals['_LISTHOLDINGSREQUEST']._serialized_end=203
-  _globals['_LISTHOLDINGSREPLY']._serialized_start=205
-  _globals['_LISTHOLDINGSREPLY']._serialized_end=282
-  _globals['_PROPOSETRANSFERREQUEST']._serialized_start=285
-  _globals['_PROPOSETRANSFERREQUEST']._serialized_end=500
-  _globals['_TRANSFER']._serialized_start=503
-  _globals['_TRANSFER']._serialized_end=745
-  _globals['_GETTRANSFERREQUEST']._serialized_start=747
-  _globals['_GETTRANSFERREQUEST']._serialized_end=805
-  _globals['_CANCELTRANSFERREQUEST']._serialized_start=807
-  _globals['_CANCELTRANSFERREQUEST']._serialized_end=851
-  _globals['_RECEIPT']._serialized_start=854
-  _globals['_RECEIPT']._serialized_end=999
-  _globals['_GETRECEIPTSREQUEST']._serialized_start=1001
-  _globals['_GETRECEIPTSREQUEST']._serialized_end=1042
-  _globals['_GETRECEIPTSREPLY']._serialized_start=1044
-  _globals['_GETRECEIPTSREPLY']._serialized_end=1153
-  _globals['_GETSTATUSREQUEST']._serialized_start=1155
-  _globals['_GETSTATUSREQUEST']._serialized_end=1188
-  _globals['_INFLIGHTTRANSFER']._serialized_start=1191
-  _globals['_INFLIGHTTRANSFER']._serialized_end=1333
-  _globals['_GETSTATUSREPLY']._serialized_start=1336
-  _globals['_GETSTATUSREPLY']._serialized_end=1531
-  _globals['_REGISTRY']._serialized_start=1534
-  _globals['_REGISTRY']._serialized_end=2065
+  _globals['_BLOCK']._serialized_start=45
+  _globals['_BLOCK']._serialized_end=214
+  _globals['_PROVENANCE']._serialized_start=217
+  _globals['_PROVENANCE']._serialized_end=456
+  _globals['_PRICE']._serialized_start=458
+  _globals['_PRICE']._serialized_end=499
+  _globals['_LISTHOLDINGSREQUEST']._serialized_start=501
+  _globals['_LISTHOLDINGSREQUEST']._serialized_end=539
+  _globals['_LISTHOLDINGSREPLY']._serialized_start=541
+  _globals['_LISTHOLDINGSREPLY']._serialized_end=618
+  _globals['_PROPOSETRANSFERREQUEST']._serialized_start=621
+  _globals['_PROPOSETRANSFERREQUEST']._serialized_end=876
+  _globals['_TRANSFER']._serialized_start=879
+  _globals['_TRANSFER']._serialized_end=1161
+  _globals['_GETTRANSFERREQUEST']._serialized_start=1163
+  _globals['_GETTRANSFERREQUEST']._serialized_end=1221
+  _globals['_CANCELTRANSFERREQUEST']._serialized_start=1223
+  _globals['_CANCELTRANSFERREQUEST']._serialized_end=1267
+  _globals['_RECEIPT']._serialized_start=1270
+  _globals['_RECEIPT']._serialized_end=1415
+  _globals['_GETRECEIPTSREQUEST']._serialized_start=1417
+  _globals['_GETRECEIPTSREQUEST']._serialized_end=1458
+  _globals['_GETRECEIPTSREPLY']._serialized_start=1460
+  _globals['_GETRECEIPTSREPLY']._serialized_end=1569
+  _globals['_GETSTATUSREQUEST']._serialized_start=1571
+  _globals['_GETSTATUSREQUEST']._serialized_end=1604
+  _globals['_INFLIGHTTRANSFER']._serialized_start=1607
+  _globals['_INFLIGHTTRANSFER']._serialized_end=1749
+  _globals['_GETSTATUSREPLY']._serialized_start=1752
+  _globals['_GETSTATUSREPLY']._serialized_end=1947
+  _globals['_REGISTRY']._serialized_start=1950
+  _globals['_REGISTRY']._serialized_end=2481
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Block(_message.Message):
-    __slots__ = ("issuer", "program", "unit_type", "vintage", "start", "end", "state")
+    __slots__ = ("issuer", "program", "unit_type", "vintage", "start", "end", "state", "provenance")
     ISSUER_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     UNIT_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class Block(_message.Message):
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_FIELD_NUMBER: _ClassVar[int]
     issuer: str
     program: str
     unit_type: str
@@ -23,7 +24,40 @@ class Block(_message.Message):
     start: int
     end: int
     state: str
-    def __init__(self, issuer: _Optional[str] = ..., program: _Optional[str] = ..., unit_type: _Optional[str] = ..., vintage: _Optional[int] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., state: _Optional[str] = ...) -> None: ...
+    provenance: Provenance
+    def __init__(self, issuer: _Optional[str] = ..., program: _Optional[str] = ..., unit_type: _Optional[str] = ..., vintage: _Optional[int] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., state: _Optional[str] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ...) -> None: ...
+
+class Provenance(_message.Message):
+    __slots__ = ("issuance", "project", "project_name", "category", "sponsor", "report_sha256", "verifier", "verifier_name", "monitoring_period", "issued_at")
+    ISSUANCE_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_NAME_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    SPONSOR_FIELD_NUMBER: _ClassVar[int]
+    REPORT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    VERIFIER_FIELD_NUMBER: _ClassVar[int]
+    VERIFIER_NAME_FIELD_NUMBER: _ClassVar[int]
+    MONITORING_PERIOD_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    issuance: Block
+    project: str
+    project_name: str
+    category: str
+    sponsor: str
+    report_sha256: str
+    verifier: str
+    verifier_name: str
+    monitoring_period: str
+    issued_at: str
+    def __init__(self, issuance: _Optional[_Union[Block, _Mapping]] = ..., project: _Optional[str] = ..., project_name: _Optional[str] = ..., category: _Optional[str] = ..., sponsor: _Optional[str] = ..., report_sha256: _Optional[str] = ..., verifier: _Optional[str] = ..., verifier_name: _Optional[str] = ..., monitoring_period: _Optional[str] = ..., issued_at: _Optional[str] = ...) -> None: ...
+
+class Price(_message.Message):
+    __slots__ = ("amount", "currency")
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    amount: str
+    currency: str
+    def __init__(self, amount: _Optional[str] = ..., currency: _Optional[str] = ...) -> None: ...
 
 class ListHoldingsRequest(_message.Message):
     __slots__ = ("account",)
@@ -40,7 +74,7 @@ class ListHoldingsReply(_message.Message):
     def __init__(self, account: _Optional[str] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ...) -> None: ...
 
 class ProposeTransferRequest(_message.Message):
-    __slots__ = ("request_id", "from_account", "to_account", "quantity", "program", "unit_type", "vintage", "blocks", "wait_ms")
+    __slots__ = ("request_id", "from_account", "to_account", "quantity", "program", "unit_type", "vintage", "blocks", "wait_ms", "price")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     FROM_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     TO_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +84,7 @@ class ProposeTransferRequest(_message.Message):
     VINTAGE_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
     WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     from_account: str
     to_account: str
@@ -59,10 +94,11 @@ class ProposeTransferRequest(_message.Message):
     vintage: int
     blocks: _containers.RepeatedCompositeFieldContainer[Block]
     wait_ms: int
-    def __init__(self, request_id: _Optional[str] = ..., from_account: _Optional[str] = ..., to_account: _Optional[str] = ..., quantity: _Optional[int] = ..., program: _Optional[str] = ..., unit_type: _Optional[str] = ..., vintage: _Optional[int] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+    price: Price
+    def __init__(self, request_id: _Optional[str] = ..., from_account: _Optional[str] = ..., to_account: _Optional[str] = ..., quantity: _Optional[int] = ..., program: _Optional[str] = ..., unit_type: _Optional[str] = ..., vintage: _Optional[int] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ..., wait_ms: _Optional[int] = ..., price: _Optional[_Union[Price, _Mapping]] = ...) -> None: ...
 
 class Transfer(_message.Message):
-    __slots__ = ("transfer_id", "status", "settled", "from_account", "to_account", "blocks", "error_code", "error_message", "quantity", "request_id", "side")
+    __slots__ = ("transfer_id", "status", "settled", "from_account", "to_account", "blocks", "error_code", "error_message", "quantity", "request_id", "side", "price")
     TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     SETTLED_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +110,7 @@ class Transfer(_message.Message):
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SIDE_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
     transfer_id: str
     status: str
     settled: bool
@@ -85,7 +122,8 @@ class Transfer(_message.Message):
     quantity: int
     request_id: str
     side: str
-    def __init__(self, transfer_id: _Optional[str] = ..., status: _Optional[str] = ..., settled: _Optional[bool] = ..., from_account: _Optional[str] = ..., to_account: _Optional[str] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., quantity: _Optional[int] = ..., request_id: _Optional[str] = ..., side: _Optional[str] = ...) -> None: ...
+    price: Price
+    def __init__(self, transfer_id: _Optional[str] = ..., status: _Optional[str] = ..., settled: _Optional[bool] = ..., from_account: _Optional[str] = ..., to_account: _Optional[str] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., quantity: _Optional[int] = ..., request_id: _Optional[str] = ..., side: _Optional[str] = ..., price: _Optional[_Union[Price, _Mapping]] = ...) -> None: ...
 
 class GetTransferRequest(_message.Message):
     __slots__ = ("transfer_id", "wait_ms")
