@@ -291,17 +291,19 @@ class Gateway:
         if row is not None and row.side != "destination":
             raise GatewayError("WRONG_PARTY", f"transfer {message.transfer_id} is not incoming")
         prior = None if row is None else destination_from_dict(row.record)
-        verdict = None
+        verdict, detail = None, ""
         if prior is None and message.kind is Kind.PROPOSE:
             if member.status is not MemberStatus.ACTIVE:
                 raise GatewayError(
                     "MEMBER_SUSPENDED", f"{member.code} is {member.status.value}: no new transfers"
                 )
-            verdict = self._verdict(tx, message)
-        decided_d = destination.receive(prior, message, self.me, self.clock(), verdict)
+            refusal = self._verdict(tx, message)
+            if refusal is not None:
+                verdict, detail = refusal.code, refusal.message
+        decided_d = destination.receive(prior, message, self.me, self.clock(), verdict, detail)
         return self._apply_destination(tx, prior, decided_d, (message, envelope))
 
-    def _verdict(self, tx: LedgerTx, message: Message) -> str | None:
+    def _verdict(self, tx: LedgerTx, message: Message) -> RegistryError | None:
         """Why this registry refuses a new, well-formed proposal (business grounds), or None."""
         try:
             lot = source_lot(message)
@@ -314,11 +316,10 @@ class Gateway:
             try:
                 self.ledger.programs.get(block.unit_class.program)
             except RegistryError as error:
-                return error.code
-        refusal = interstate.incoming_refusal(
+                return error
+        return interstate.incoming_refusal(
             self.ledger, tx, lot.to_account, lot.blocks, lot.provenance
         )
-        return None if refusal is None else refusal.code
 
     def _status_query(
         self, records: GatewayRecords, row: TransferRow | None, message: Message
@@ -385,7 +386,7 @@ class Gateway:
             record=source_to_dict(record),
             at=self.now_text(),
             error_code=error,
-            error_message=record.void_reason or None,
+            error_message=record.void_detail or record.void_reason or None,
             side="source",
             peer=record.destination,
             before=None if before is None else (before.status.value, before.settled),

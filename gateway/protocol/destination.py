@@ -15,7 +15,7 @@ from typing import Any
 
 from .effects import Decision, LedgerOp, Refusal, RefusalCode
 from .lot import EMPTY_LOT, Lot
-from .messages import Kind, Message
+from .messages import MAX_DETAIL, Kind, Message
 from .status import TransferStatus
 
 DestinationDecision = Decision["DestinationRecord"]
@@ -58,9 +58,11 @@ def receive(
     me: str,
     now: float,
     verdict: str | None = None,
+    detail: str = "",
 ) -> DestinationDecision | Refusal | None:
     """Handle a source message. ``verdict`` is the adapter's refusal code for a new proposal
-    (unknown or closed account, serials already present, program policy), or None to accept."""
+    (unknown or closed account, serials already present, program policy), or None to accept;
+    ``detail`` says why in words, for the people at the source (cut to ``MAX_DETAIL``)."""
     if message.receiver != me or (record is not None and message.sender != record.source):
         return Refusal(RefusalCode.WRONG_PARTY, "message is not for this transfer's destination")
     if record is not None and message.kind is not Kind.STATUS:
@@ -75,7 +77,7 @@ def receive(
                 "other content",
             )
     if message.kind is Kind.PROPOSE:
-        return _propose(record, message, now, verdict)
+        return _propose(record, message, now, verdict, detail)
     if message.kind is Kind.COMMIT:
         return _commit(record, message)
     if message.kind is Kind.VOID:
@@ -84,7 +86,11 @@ def receive(
 
 
 def _propose(
-    record: DestinationRecord | None, message: Message, now: float, verdict: str | None
+    record: DestinationRecord | None,
+    message: Message,
+    now: float,
+    verdict: str | None,
+    detail: str,
 ) -> DestinationDecision | Refusal | None:
     if message.prev_hash:
         return Refusal(RefusalCode.BROKEN_CHAIN, "a proposal follows no earlier message")
@@ -97,9 +103,12 @@ def _propose(
         message.transfer_id, message.sender, message.receiver, lot, TransferStatus.PROPOSED
     )
     if verdict is None and now >= expires_at:
-        verdict = "EXPIRED"
+        verdict, detail = "EXPIRED", "the proposal's hold had expired when it arrived"
     if verdict is not None:
-        reject = _reply(message, Kind.REJECT, {"reason": verdict})
+        body = {"reason": verdict}
+        if detail:
+            body["detail"] = detail[:MAX_DETAIL]
+        reject = _reply(message, Kind.REJECT, body)
         rejected = fresh.after(message, reject, status=TransferStatus.REJECTED, reason=verdict)
         return Decision(rejected, None, (reject,))
     accept = _reply(message, Kind.ACCEPT)

@@ -39,6 +39,9 @@ STEP = {
 }
 FROM_SOURCE = frozenset({Kind.PROPOSE, Kind.COMMIT, Kind.VOID})
 FROM_DESTINATION = frozenset({Kind.ACCEPT, Kind.REJECT, Kind.CREDITED, Kind.VOIDED})
+#: A rejection's words travel beside its code (body ``detail``), cut to this length: they are
+#: for people, and a peer's text must not grow the source's records without bound.
+MAX_DETAIL = 500
 
 
 @dataclass(frozen=True, slots=True)

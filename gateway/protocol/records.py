@@ -45,6 +45,7 @@ def source_to_dict(record: SourceRecord) -> dict[str, Any]:
         "known": _known(record.known),
         "outbox": _message(record.outbox),
         "void_reason": record.void_reason,
+        "void_detail": record.void_detail,
     }
 
 
@@ -60,6 +61,7 @@ def source_from_dict(data: dict[str, Any]) -> SourceRecord:
         known=_unknown(data["known"]),
         outbox=_unmessage(data["outbox"]),
         void_reason=data["void_reason"],
+        void_detail=data.get("void_detail", ""),  # absent in records written before it was
     )
 
 

@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 from .effects import Decision, LedgerOp, Refusal, RefusalCode
 from .lot import Lot
-from .messages import FROM_DESTINATION, Kind, Message
+from .messages import FROM_DESTINATION, MAX_DETAIL, Kind, Message
 from .status import TransferStatus
 
 SourceDecision = Decision["SourceRecord"]
@@ -33,6 +33,8 @@ class SourceRecord:
     #: The message re-sent until acknowledged (PROPOSE, COMMIT or VOID).
     outbox: Message | None = None
     void_reason: str = ""
+    #: The destination's words for its rejection (untrusted text, cut to ``MAX_DETAIL``).
+    void_detail: str = ""
 
     def knowing(self, message: Message) -> MappingProxyType[int, str]:
         return MappingProxyType({**self.known, message.step: message.digest})
@@ -160,6 +162,7 @@ def _transition(record: SourceRecord, message: Message, now: float) -> SourceDec
                 outbox=None,
                 known=record.knowing(message),
                 void_reason=str(message.body.get("reason", "")),
+                void_detail=_detail(message.body.get("detail")),
             )
             return Decision(rejected, LedgerOp.RELEASE, ())
         if status is TransferStatus.CANCELLED and not record.settled:
@@ -175,3 +178,7 @@ def _transition(record: SourceRecord, message: Message, now: float) -> SourceDec
             return Decision(replace(record, settled=True, outbox=None), None, ())
         return None
     return None
+
+
+def _detail(given: object) -> str:
+    return given[:MAX_DETAIL] if isinstance(given, str) else ""

@@ -193,6 +193,8 @@ def test_rejection_by_destination_releases_the_escrow(pair: Pair) -> None:
         True,
         "ACCOUNT_NOT_FOUND",
     )
+    # The destination's words came with its code, in the signed reject.
+    assert unknown in (source.error_message or ""), source.error_message
     assert held(pair.pa.registry, pair.alice, "alice") == 300
 
 

@@ -21,6 +21,8 @@ from regfed.gateway.protocol import (
     destination,
     source,
 )
+from regfed.gateway.protocol.messages import MAX_DETAIL
+from regfed.gateway.protocol.records import source_from_dict, source_to_dict
 from regfed.node.domain.serials import SerialRange, UnitBlock, UnitClass
 
 LOT = Lot(
@@ -113,10 +115,31 @@ def test_destination_verdict_rejects_and_source_releases() -> None:
     assert back.ledger is LedgerOp.RELEASE and back.record.status is TransferStatus.REJECTED
 
 
+def test_a_rejection_carries_its_words_to_the_source_cut_to_their_limit() -> None:
+    why = "registry NY under CPPR does not accept units issued by PA (only NY)"
+    src, propose = proposed()
+    d = decided(destination.receive(None, propose, "NY", 1.0, "UNIT_NOT_ACCEPTED", why))
+    assert d.send[0].body == {"reason": "UNIT_NOT_ACCEPTED", "detail": why}
+    back = decided(source.receive(src, d.send[0], 2.0)).record
+    assert (back.void_reason, back.void_detail) == ("UNIT_NOT_ACCEPTED", why)
+    assert source_from_dict(source_to_dict(back)) == back
+    # A record written before details existed still loads.
+    older = {k: v for k, v in source_to_dict(back).items() if k != "void_detail"}
+    assert source_from_dict(older).void_detail == ""
+    # A peer's words are cut to MAX_DETAIL on both sides; anything but text is dropped.
+    long = decided(destination.receive(None, propose, "NY", 1.0, "X", "w" * 10_000)).send[0]
+    assert len(long.body["detail"]) == MAX_DETAIL
+    for given in ("w" * 10_000, 12, ["w"], None):
+        hostile = replace(long, body={"reason": "X", "detail": given})
+        kept = decided(source.receive(src, hostile, 2.0)).record.void_detail
+        assert kept == (given[:MAX_DETAIL] if isinstance(given, str) else "")
+
+
 def test_expired_proposal_is_rejected_by_the_destination() -> None:
     _src, propose = proposed(now=0.0)
     d = decided(destination.receive(None, propose, "NY", 61.0))
     assert d.send[0].kind is Kind.REJECT and d.send[0].body["reason"] == "EXPIRED"
+    assert "expired" in d.send[0].body["detail"]
 
 
 def test_hold_expiry_voids_on_the_source_clock_and_a_late_accept_gets_the_void() -> None:
