@@ -273,12 +273,22 @@ def test_renewable_credits_cross_a_state_line_and_keep_their_provenance() -> Non
     _code, outcome = scenario(SCENARIOS / "06-renewable-credits-across-states.yaml")
     steps = outcome["steps"]
     assert steps[11]["issued"] == 41_250  # approving the verification report issued them
-    in_pa, in_nj = steps[13]["provenance"], steps[15]["provenance"]
+    in_pa, in_nj = steps[13]["provenance"], steps[16]["provenance"]
     assert in_nj == in_pa  # the record travelled with the serials, unchanged
     assert (in_nj["project"], in_nj["verifier"]) == ("PA-P0001", "VER-GREEN")
     assert in_nj["report_sha256"] == steps[8]["sha256"]
     assert in_nj["issuance"]["issuer"] == "PA" and in_nj["issuance"]["unit_type"] == "erc"
-    assert (steps[17]["deducted"], steps[17]["shortfall"]) == (5000, 5000)
+    # New York's own CPPR rules take ERCs issued in NY and NJ only: its node rejected the
+    # proposal, and the trader in PA reads its words; the 1,000 ERCs came back.
+    border = steps[14]
+    assert (border["status"], border["error"]) == ("rejected", "UNIT_NOT_ACCEPTED")
+    assert border["reason"] == (
+        "registry NY under CPPR does not accept units issued by PA (only NY, NJ)"
+    )
+    held = [b for b in outcome["holdings"]["ridge"] if b["state"] == "held"]
+    assert sum(b["end"] - b["start"] + 1 for b in held) == 41_250 - 5000
+    assert outcome["holdings"]["ravenswood"] == []
+    assert (steps[18]["deducted"], steps[18]["shortfall"]) == (5000, 5000)
     surrendered = [b for b in outcome["holdings"]["linden"] if b["state"] == "surrendered"]
     assert sum(b["end"] - b["start"] + 1 for b in surrendered) == 5000
     assert {b["unit_type"] for b in surrendered} == {"erc"}

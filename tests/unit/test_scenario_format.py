@@ -74,6 +74,10 @@ def test_defaults_follow_the_documented_rules() -> None:
         ("registries", [False], "quote the code"),
         ("programs", {"code": "CAT"}, "list of program rules"),
         ("programs", [{"code": "CAT"}], "compliance_account_may_send"),
+        ("registry_programs", [], "JSON object"),
+        ("registry_programs", {"NY": {"code": "CAT"}}, "of NY is a list of program rules"),
+        ("registry_programs", {"NY": [{"code": "CAT"}]}, "of NY: .*compliance_account_may_send"),
+        ("registry_programs", {"NJ": []}, "names NJ, not among"),
         (
             "steps.0",
             {"op": "transfer", "from": "acme", "to": "plant", "quantity": 1, "error": "X"},
@@ -95,6 +99,22 @@ def test_crash_points_cover_every_durable_effect_and_phase() -> None:
         assert point["side"] in {"source", "destination"}
         assert point["path"] in {"commit", "reject", "cancel", "expiry", "in-doubt"}
     assert {str(p["hook"]).split(":")[0] for p in points} == set(DURABLE_EFFECTS)
+
+
+def test_a_registry_applies_its_own_rules_over_the_common_ones() -> None:
+    cppr = {
+        "code": "CPPR",
+        "name": "CPPR, NY-issued ERCs only",
+        "compliance_account_may_send": True,
+        "deduction_unit_types": ["erc"],
+        "basis": "rate",
+        "issuers": ["NY"],
+    }
+    cat = {**cppr, "code": "CAT", "name": "a cap-and-trade program", "basis": "mass"}
+    cat.pop("issuers")
+    scenario = parse_scenario(BASE | {"programs": [cat], "registry_programs": {"NY": [cppr]}})
+    assert scenario.programs_at("PA") == (cat,)
+    assert scenario.programs_at("NY") == (cat, cppr)
 
 
 SHIPPED = sorted([*SCENARIOS.glob("*.json"), *SCENARIOS.glob("*.yaml")])

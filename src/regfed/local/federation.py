@@ -83,10 +83,12 @@ class Federation:
     def node_config(self, code: str, **overrides: Any) -> NodeConfig:
         code = self._code(code)
         node = self.data["nodes"][code]
-        # A node's own metrics port, unless the settings or the caller say otherwise.
+        # A node's own metrics port, unless the settings or the caller say otherwise; a node's
+        # own settings (its program rules, say) over the federation's.
         settings = {
             "metrics_listen": node.get("metrics"),
             **self.data.get("settings", {}),
+            **node.get("settings", {}),
             **overrides,
         }
         return NodeConfig(
@@ -179,13 +181,15 @@ def create_federation(
     base_port: int = BASE_PORT,
     databases: dict[str, str] | None = None,
     settings: dict[str, Any] | None = None,
+    node_settings: dict[str, dict[str, Any]] | None = None,
     metrics: bool = True,
     oversight_settings: dict[str, Any] | None = None,
 ) -> Federation:
     """Credentials on first use, then ``federation.json``; an existing federation is reused.
 
     With ``metrics``, each node gets a free loopback port for its Prometheus metrics, after
-    the block of gRPC ports, recorded as its ``metrics`` so that tools can find it."""
+    the block of gRPC ports, recorded as its ``metrics`` so that tools can find it.
+    ``node_settings`` (by registry) override ``settings`` at that node only."""
     file = folder / "federation.json"
     if file.is_file():
         federation = Federation.load(file)
@@ -201,6 +205,7 @@ def create_federation(
     summary = init_federation(certs, registries, oversight, base_port)
     endpoints = {m["code"]: m["endpoint"] for m in summary["members"]}
     extra: dict[str, dict[str, str]] = {code: {} for code in registries}
+    own = node_settings or {}
     if metrics:
         first = free_base_port(len(registries), base_port + len(summary["members"]))
         for offset, code in enumerate(registries):
@@ -220,6 +225,7 @@ def create_federation(
                 "endpoint": endpoints[code],
                 "database": (databases or {}).get(code, f"sqlite:///{code}/registry.db"),
                 **extra[code],
+                **({"settings": own[code]} if code in own else {}),
             }
             for code in registries
         },

@@ -3,7 +3,6 @@ and how a refusal is judged against the step's expectation."""
 
 from __future__ import annotations
 
-import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -69,17 +68,16 @@ class Context:
         """The administrator's ledger operations run on the node's database, as ``regfed
         ledger`` does on the registry's own machine."""
         database = self.federation.node_config(code).database
-        registry = open_existing(database, programs=self.programs)
+        registry = open_existing(database, programs=self.programs_at(code))
         try:
             return work(registry)
         finally:
             registry.close()
 
-    @functools.cached_property
-    def programs(self) -> ProgramCatalog:
-        """The rules every registry of the run applies (the nodes read the same list from their
-        ``programs`` setting); built once, the format has checked them."""
-        return ProgramCatalog.default().with_overrides(list(self.scenario.programs))
+    def programs_at(self, code: str) -> ProgramCatalog:
+        """The rules registry ``code`` applies (its node reads the same list from its
+        ``programs`` setting); the format has checked them."""
+        return ProgramCatalog.default().with_overrides(list(self.scenario.programs_at(code)))
 
     def _crash_file(self, code: str) -> Path:
         return self.federation.folder / code / "crash-at"

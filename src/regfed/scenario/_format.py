@@ -63,6 +63,12 @@ class Scenario:
     steps: tuple[Step, ...]
     #: Program rules every registry of the run uses beyond (or instead of) the built-in ones.
     programs: tuple[dict[str, Any], ...] = ()
+    #: Rules one registry applies over ``programs`` (a state that takes fewer issuers, say).
+    registry_programs: dict[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
+
+    def programs_at(self, registry: str) -> tuple[dict[str, Any], ...]:
+        """The program rules ``registry`` applies beyond the built-in ones, in order."""
+        return self.programs + self.registry_programs.get(registry, ())
 
 
 # op -> (required keys, optional keys)
@@ -144,7 +150,9 @@ def load_scenario(path: Path) -> Scenario:
 def parse_scenario(data: Any) -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError("a scenario is a JSON object with registries, accounts and steps")
-    _only(data, {"registries", "accounts", "steps", "programs"}, "the scenario")
+    _only(
+        data, {"registries", "accounts", "steps", "programs", "registry_programs"}, "the scenario"
+    )
     registries = data.get("registries")
     if not isinstance(registries, list) or not registries:
         raise ScenarioError('"registries" must list registry codes, e.g. ["PA", "NY"]')
@@ -166,17 +174,30 @@ def parse_scenario(data: Any) -> Scenario:
     if not isinstance(raw_steps, list) or not raw_steps:
         raise ScenarioError('"steps" must be a non-empty list of steps')
     steps = tuple(_step(i, raw, registries, accounts) for i, raw in enumerate(raw_steps))
-    return Scenario(tuple(registries), accounts, steps, _programs(data.get("programs", [])))
+    common = _programs(data.get("programs", []), '"programs"')
+    by_registry = _mapping(data.get("registry_programs", {}), '"registry_programs"')
+    own = {
+        code: _programs(rules, f'"registry_programs" of {code}', common)
+        for code, rules in by_registry.items()
+    }
+    strangers = sorted(set(own) - set(registries))
+    if strangers:
+        raise ScenarioError(
+            f'"registry_programs" names {", ".join(map(str, strangers))}, not among "registries"'
+        )
+    return Scenario(tuple(registries), accounts, steps, common, own)
 
 
-def _programs(raw: Any) -> tuple[dict[str, Any], ...]:
+def _programs(
+    raw: Any, where: str, before: tuple[dict[str, Any], ...] = ()
+) -> tuple[dict[str, Any], ...]:
     """Program rules as ``regfed ledger --programs`` takes them, checked the same way."""
     if not isinstance(raw, list) or not all(isinstance(p, dict) for p in raw):
-        raise ScenarioError('"programs" is a list of program rules (docs/ledger.md)')
+        raise ScenarioError(f"{where} is a list of program rules (docs/ledger.md)")
     try:
-        ProgramCatalog.default().with_overrides(raw)
+        ProgramCatalog.default().with_overrides([*before, *raw])
     except RegistryError as error:
-        raise ScenarioError(f'"programs": {error.message}') from None
+        raise ScenarioError(f"{where}: {error.message}") from None
     return tuple(raw)
 
 

@@ -49,4 +49,5 @@ def _line(out: dict[str, Any]) -> str:
         for k in ("transfer_id", "status", "error", "deducted", "shortfall")
         if k in out
     )
-    return f"  [{out['index']}] {out['op']}: {out['outcome']}{extra}"
+    why = f": {out['reason']}" if out.get("reason") not in (None, out.get("error")) else ""
+    return f"  [{out['index']}] {out['op']}: {out['outcome']}{extra}{why}"

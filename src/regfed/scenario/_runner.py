@@ -48,11 +48,13 @@ class Runner(CreditSteps, TransferSteps):
     def start(self) -> None:
         codes = list(self.scenario.registries)
         settings: dict[str, Any] = {"redrive_interval": 0.2, "ask_after": 1.0}
-        if self.scenario.programs:  # every registry of the run applies the same rules
-            rules = self.folder / "programs.json"
-            rules.parent.mkdir(parents=True, exist_ok=True)
-            rules.write_text(json.dumps(list(self.scenario.programs), indent=1))
-            settings["programs"] = str(rules)
+        node_settings: dict[str, dict[str, Any]] = {}
+        for code in codes:
+            if self.scenario.programs_at(code):  # a node reads its rules from a file
+                rules = self.folder / f"programs-{code}.json"
+                rules.parent.mkdir(parents=True, exist_ok=True)
+                rules.write_text(json.dumps(list(self.scenario.programs_at(code)), indent=1))
+                node_settings[code] = {"programs": str(rules)}
         self.federation = create_federation(
             self.folder / "federation",
             codes,
@@ -61,6 +63,7 @@ class Runner(CreditSteps, TransferSteps):
             base_port=free_base_port(len(codes) + 1, random.randrange(20_000, 60_000)),
             databases=self.databases.create(codes),
             settings=settings,
+            node_settings=node_settings,
         )
         self._people()
         self.local = LocalFederation(self.federation)

@@ -86,7 +86,7 @@ class TransferSteps(Context):
                 self.pending.append(pending)
                 pending.step["outcome"] = _INTERRUPTED
                 return None
-            pending.step.update(status="rejected", error=failure.code)
+            pending.step.update(status="rejected", error=failure.code, reason=failure.message)
             if refusal_expected(pending.expect, pending.error, failure.code):
                 pending.step["outcome"] = "ok"
                 return None
@@ -123,6 +123,8 @@ class TransferSteps(Context):
         step["status"] = status
         if code:
             step["error"] = code
+            # The registry's words for it: a rejecting destination's reach the trader too.
+            step["reason"] = transfer["error_message"] or code
         expect = pending.expect
         if expect == "completed" and status != "completed":
             problem = f"ended {status}{f' ({code})' if code else ''}, expected completed"
