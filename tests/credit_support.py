@@ -179,17 +179,24 @@ def issue_credits(
 
 
 def tamper(reg: Registry, sha256: str, content: bytes) -> None:
-    """Edit a document's stored bytes as the database's owner could: lift the append-only
-    trigger, rewrite the row."""
+    """Edit a document's stored bytes as the database's owner could."""
+    rewrite(
+        reg,
+        "UPDATE document_contents SET content = :c WHERE sha256 = :s",
+        {"c": content, "s": sha256},
+    )
+
+
+def rewrite(reg: Registry, update: str, params: dict[str, Any]) -> None:
+    """Rewrite rows of an append-only table as the database's owner could: lift its trigger,
+    run ``update`` (an ``UPDATE <table> ...``)."""
+    table = update.split()[1]
     postgres = reg.engine.dialect.name == "postgresql"
     with reg.engine.begin() as conn:
         if postgres:
-            conn.execute(text("ALTER TABLE document_contents DISABLE TRIGGER USER"))
+            conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
         else:
-            conn.execute(text("DROP TRIGGER document_contents_append_only_update"))
-        conn.execute(
-            text("UPDATE document_contents SET content = :c WHERE sha256 = :s"),
-            {"c": content, "s": sha256},
-        )
+            conn.execute(text(f"DROP TRIGGER {table}_append_only_update"))
+        conn.execute(text(update), params)
         if postgres:
-            conn.execute(text("ALTER TABLE document_contents ENABLE TRIGGER USER"))
+            conn.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))

@@ -297,7 +297,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 def published_bytes(out: Path) -> dict[str, bytes]:
     files = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert len(files) == 2 + 3 * 13, sorted(files)  # index, publication.json, 13 reports x 3
+    assert len(files) == 2 + 3 * 14, sorted(files)  # index, publication.json, 14 reports x 3
     return files
 
 
@@ -358,6 +358,7 @@ def test_the_reports_say_what_happened(world: World) -> None:
     assert withheld["accounts"]["RGGI"]["account"] >= 7  # every NY account and Susquehanna
     assert withheld["prices"]["ARP"]["price"] == 2
     assert world.summary["missing"] == {}
+    assert world.summary["findings"] == []  # no credit provenance disagrees
     assert "withheld under RGGI&#x27;s policy" in (out / "index.html").read_text()
 
 

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from credit_support import tamper
+from credit_support import issue_credits, rewrite, tamper
+from pair_support import gateway_pair
 
 from regfed.gateway.records_source import CHUNK_BYTES, records_parts
-from regfed.node import RecordEmissions
+from regfed.node import RecordEmissions, Selection
 from regfed.node.domain.commands import (
     AccreditVerifier,
     RegisterProject,
@@ -28,6 +29,7 @@ from regfed.reports import (
     RegistryRecords,
     build_publication,
     default_policies,
+    provenance_findings,
     read_records,
     write_publication,
 )
@@ -232,3 +234,39 @@ def test_altered_bytes_stop_the_publication(reg: Registry, tmp_path: Path) -> No
         )
     assert refused.value.registry == "PA" and refused.value.sha256 == sha256
     assert "PA" in str(refused.value) and sha256 in str(refused.value)
+
+
+def test_received_provenance_agrees_with_its_issuer_until_a_copy_is_rewritten(
+    db_url: str, tmp_path: Path
+) -> None:
+    """ERCs walk from PA to NY through the gateways; NY's copy of their provenance is checked
+    against PA's own record, as each node streams them. Rewriting the copy in NY's database
+    (its owner lifting the append-only trigger) is a finding naming the field."""
+    with gateway_pair(db_url, tmp_path) as pair:
+        sol = open_general(pair.pa.registry, "sol")
+        carol = open_general(pair.ny.registry, "carol")
+        issue_credits(pair.pa.registry, sol, "renewable-generation", "CPPR", 60, year=2025)
+        _view, outbound = pair.propose("sol", sol, carol, Selection(quantity=25, unit_type="erc"))
+        pair.deliver(outbound)
+
+        def publication() -> Any:
+            read = {
+                code: read_records(
+                    records_parts(g.ledger.store, registry=code, programs=g.ledger.programs), code
+                )
+                for code, g in (("PA", pair.pa), ("NY", pair.ny))
+            }
+            return build_publication(
+                read, [], default_policies(), missing={}, generated_at="2026-06-01T00:00:00Z"
+            )
+
+        [row] = publication().report("credit-provenance").rows
+        assert (row["registry"], row["issuer"], row["quantity"], row["check"]) == (
+            "NY", "PA", 60, "agrees",  # the whole issuance block's record travels
+        )  # fmt: skip
+        assert provenance_findings(publication().reports) == []
+        rewrite(pair.ny.registry, "UPDATE provenance SET verifier = 'VER-FORGED'", {})
+        [finding] = provenance_findings(publication().reports)
+        assert (finding["registry"], finding["verifier"], finding["check"]) == (
+            "NY", "VER-FORGED", "differs: verifier",
+        )  # fmt: skip

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from regfed.reports import (
     Serials,
     build_publication,
     default_policies,
+    provenance_findings,
     read_records,
 )
 
@@ -156,6 +158,40 @@ def test_late_and_missing_certifications_as_of_the_publication_day() -> None:
     }
     earlier = publish(ny(), day="2027-03-01").report("certifications").rows
     assert ("ORIS-10", "2026") not in {(r["source_id"], r["period"]) for r in earlier}
+
+
+def test_received_provenance_is_checked_against_its_issuers_record() -> None:
+    issuer = ny()
+    [original] = issuer.provenance
+    nj = RegistryRecords("NJ", 7, "2027-03-10T00:00:00.000000Z")
+    nj.provenance = [
+        replace(original, registry="NJ", origin="received"),
+        replace(original, registry="NJ", origin="received", project="NY-P0099"),
+        replace(original, registry="NJ", origin="received", serials=replace(
+            original.serials, end=2000), verifier="VER-9"),
+        replace(original, registry="NJ", origin="received", report_sha256="e" * 64),
+        replace(original, registry="NJ", origin="received", serials=replace(
+            original.serials, issuer="CT")),
+    ]  # fmt: skip
+    publication = build_publication(
+        {"NY": issuer, "NJ": nj}, [], default_policies(), missing={"CT": "down"},
+        generated_at="2027-03-10T00:00:00.000000Z",
+    )  # fmt: skip
+    report = publication.report("credit-provenance")
+    # The issuer's own record is not listed again (credit-issuance has it).
+    assert {r["registry"] for r in report.rows} == {"NJ"}
+    assert sorted(str(r["check"]) for r in report.rows) == [
+        "agrees",
+        "differs: project",
+        "differs: serials, verifier",
+        "issuer not read",
+        "unknown to its issuer",
+    ]
+    # RGGI publishes no serials; the verification report is not published.
+    assert {(r["serial_start"], r["report_sha256"]) for r in report.rows} == {(WITHHELD, None)}
+    findings = provenance_findings(publication.reports)
+    assert len(findings) == 4 and all(f["check"] != "agrees" for f in findings)
+    assert provenance_findings(publish(ny()).reports) == []
 
 
 def test_altered_bytes_refuse_the_publication_naming_document_and_registry() -> None:

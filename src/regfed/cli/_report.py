@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from regfed.local import Federation
-from regfed.reports import DocumentAltered, PolicyRefused, PublishRefused, load_policies
+from regfed.reports import (
+    DocumentAltered,
+    PolicyRefused,
+    PublishRefused,
+    load_policies,
+    provenance_findings,
+)
 from regfed.reports.fetch import Source, source_from_config, source_from_federation
 from regfed.reports.publish import MissingMembers, publish
 
@@ -137,6 +143,8 @@ def _publish(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     summary = {"ok": True, "dir": str(args.dir), **publication.summary()}
     summary["files"] = [str(f) for f in files]
+    findings = provenance_findings(publication.reports)
+    summary["findings"] = [{"report": "credit-provenance", **f} for f in findings]
     if args.json:
         emit_json(summary)
         return 0
@@ -147,5 +155,12 @@ def _publish(args: argparse.Namespace) -> int:
     print(table(rows, ["report", "rows", "withheld"]))
     for code, why in publication.missing.items():
         print(f"MISSING {code}: {why} (every page says so)")
+    for f in findings:
+        print(
+            f"FINDING credit-provenance: registry {f['registry']} holds a record of "
+            f"{f['issuer']}'s credits for project {f['project']} (verifier {f['verifier']}): "
+            f"{f['check']}; ask both registries for their records of that issuance",
+            file=sys.stderr,
+        )
     print(f"published {len(files)} files into {args.dir}; open {args.dir / 'index.html'}")
     return 0

@@ -11,7 +11,7 @@ together for ``regfed report publish``; import them by name.
 
 from .build import build_publication
 from .catalog import REPORTS, ReportSpec
-from .credits import DocumentAltered
+from .credits import DocumentAltered, provenance_findings
 from .policy import (
     DEFAULT_POLICIES,
     FIELDS,
@@ -75,6 +75,7 @@ __all__ = [
     "default_policies",
     "files_of",
     "load_policies",
+    "provenance_findings",
     "read_records",
     "with_overrides",
     "write_publication",

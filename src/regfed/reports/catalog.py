@@ -191,6 +191,27 @@ REPORTS: tuple[ReportSpec, ...] = (
         ),
     ),
     ReportSpec(
+        "credit-provenance",
+        "Credit provenance across registries",
+        "Every record of a credit's origin that a registry received with credits from another "
+        "registry, checked against the issuing registry's own record: agrees, differs (naming "
+        "the fields), unknown to its issuer, or issuer not read. Anything but agrees is a "
+        "finding for the regulator. Serials and quantity are the whole issuance the record "
+        "describes; the registry may hold part of it.",
+        (
+            "registry",
+            "issuer",
+            "project",
+            "program",
+            "unit_type",
+            "vintage",
+            *_SERIALS,
+            "verifier",
+            "report_sha256",
+            "check",
+        ),
+    ),
+    ReportSpec(
         "certifications",
         "Late or missing compliance certifications",
         "Per source with emissions recorded for a control period: its compliance certification "

@@ -15,6 +15,9 @@ The rules (docs/reports.md):
   (:class:`DocumentAltered`);
 - credit issuance is read from the issuing registry's provenance records (origin ``issued``),
   serials per ``serials``;
+- credit provenance lists every copy a registry received with credits from another one, checked
+  field by field against the issuing registry's own record (``PROVENANCE_CHECKS``): a copy that
+  differs or that its issuer never wrote is how a forged or corrupted record shows;
 - a certification is late when the registry recorded it so (submitted after March 1 following
   the control period), missing when none was submitted and that day has passed; rows follow
   the program's ``compliance``, accounts its ``parties``.
@@ -23,11 +26,11 @@ The rules (docs/reports.md):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 
 from .judge import Judge
-from .records import DocumentRecord, RegistryRecords
+from .records import DocumentRecord, ProvenanceRecord, RegistryRecords
 from .tables import WITHHELD, Cell, Report
 
 CERTIFICATION = "compliance-certification"
@@ -210,6 +213,87 @@ def _credit_issuance(judge: Judge, records: Sequence[RegistryRecords], report: R
     report.rows.sort(key=lambda r: tuple(str(r[c]) for c in ("project", "issued_at", "registry")))
 
 
+#: What a received provenance record's ``check`` says, against its issuing registry's record.
+AGREES = "agrees"
+PROVENANCE_CHECKS = {
+    AGREES: "the issuing registry holds the same record",
+    "differs": "the issuing registry's record of that report differs (the fields are named)",
+    "unknown to its issuer": "the issuing registry has no record of that verification report",
+    "issuer not read": "the issuing registry is not among the registries this publication read",
+}
+#: The fields a copy must carry unchanged (its holding registry and origin are its own).
+_COPIED = (
+    "serials",
+    "project",
+    "project_name",
+    "category",
+    "sponsor",
+    "verifier",
+    "verifier_name",
+    "monitoring_period",
+    "issued_at",
+)
+
+
+def provenance_check(copy: ProvenanceRecord, by_issuer: Mapping[str, RegistryRecords]) -> str:
+    """A received copy against its issuer's record of the same verification report."""
+    issuer = by_issuer.get(copy.serials.issuer)
+    if issuer is None:
+        return "issuer not read"
+    original = next(
+        (
+            p
+            for p in issuer.provenance
+            if p.origin == "issued" and p.report_sha256 == copy.report_sha256
+        ),
+        None,
+    )
+    if original is None:
+        return "unknown to its issuer"
+    differing = [f for f in _COPIED if getattr(copy, f) != getattr(original, f)]
+    return f"differs: {', '.join(differing)}" if differing else AGREES
+
+
+def _credit_provenance(judge: Judge, records: Sequence[RegistryRecords], report: Report) -> None:
+    shown = published_documents(judge, records)
+    by_issuer = {r.registry: r for r in records}
+    for registry in records:
+        for p in registry.provenance:
+            if p.origin == "issued":  # the original: the credit-issuance report lists it
+                continue
+            cells, _key = judge.serials(p.serials, report.withheld)
+            issuer = p.serials.issuer
+            report.rows.append(
+                {
+                    "registry": p.registry,
+                    "issuer": issuer,
+                    "project": p.project,
+                    "program": p.serials.program,
+                    "unit_type": p.serials.unit_type,
+                    "vintage": p.serials.vintage,
+                    **cells,
+                    "verifier": p.verifier,
+                    "report_sha256": p.report_sha256
+                    if (issuer, p.report_sha256) in shown
+                    else None,
+                    "check": provenance_check(p, by_issuer),
+                }
+            )
+    report.rows.sort(key=lambda r: tuple(str(r[c]) for c in ("registry", "issuer", "project")))
+
+
+def provenance_findings(reports: Iterable[Report]) -> list[dict[str, Cell]]:
+    """The rows of ``credit-provenance`` whose check is not ``agrees``: what the publisher is
+    told beside the pages."""
+    return [
+        row
+        for report in reports
+        if report.name == "credit-provenance"
+        for row in report.rows
+        if row["check"] != AGREES
+    ]
+
+
 def due_of(period: str) -> str:
     """March 1 after the control period's last year (``2025`` or ``2024-2026``)."""
     return date(int(period[-4:]) + 1, 3, 1).isoformat()
@@ -258,16 +342,21 @@ CREDIT_BUILDERS: dict[str, Callable[[Judge, Sequence[RegistryRecords], Report], 
     "verifiers": _verifiers,
     "documents": _documents,
     "credit-issuance": _credit_issuance,
+    "credit-provenance": _credit_provenance,
     "certifications": _certifications,
 }
 
 
 __all__ = [
+    "AGREES",
     "CREDIT_BUILDERS",
     "DOCUMENTS_DIR",
+    "PROVENANCE_CHECKS",
     "DocumentAltered",
     "check_documents",
     "document_file",
     "due_of",
+    "provenance_check",
+    "provenance_findings",
     "published_documents",
 ]
