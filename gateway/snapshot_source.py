@@ -27,7 +27,8 @@ from sqlalchemy import exc as sa_exc
 
 from regfed.node.domain.errors import InvalidArgument
 from regfed.node.ledger import timestamp, utc_now
-from regfed.node.storage.store import GENESIS_HASH, Store
+from regfed.node.storage.journal_records import GENESIS_HASH
+from regfed.node.storage.store import Store
 from regfed.reconciliation import (
     STATES,
     ClassKey,

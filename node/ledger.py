@@ -193,8 +193,8 @@ class Ledger:
         fingerprint = _fingerprint(command, actor)
         # A concurrent twin waits here until the first commits, then gets its stored result
         # (not a refusal computed against the first one's effects).
-        tx.lock_operation_id(command.operation_id)
-        stored = tx.find_operation(command.operation_id)
+        tx.journal.lock_operation_id(command.operation_id)
+        stored = tx.journal.find_operation(command.operation_id)
         if stored is not None:
             if stored.fingerprint != fingerprint:
                 raise IdempotencyConflict(
@@ -206,7 +206,7 @@ class Ledger:
         body(tx, work)
         check_transaction(tx, work.audit)
         at = timestamp(self.clock())
-        record = tx.append_journal(
+        record = tx.journal.append(
             operation_id=command.operation_id,
             kind=work.kind,
             actor=str(actor),
@@ -228,7 +228,7 @@ class Ledger:
         )
         stored_result = result.to_dict()
         stored_result.pop("replayed")
-        tx.record_operation(
+        tx.journal.record_operation(
             command.operation_id, work.kind, fingerprint, stored_result, record.seq, at
         )
         return result
@@ -605,9 +605,11 @@ class Ledger:
             rules = self.programs.get(command.program)
             period = str(ControlPeriod.parse(command.period))
             record = _emissions_record(rules, command)
-            previous = tx.emissions(account.id, command.program, period)
+            previous = tx.compliance.emissions(account.id, command.program, period)
             work.on_seq.append(
-                lambda seq: tx.set_emissions(account.id, command.program, period, record, seq)
+                lambda seq: tx.compliance.set_emissions(
+                    account.id, command.program, period, record, seq
+                )
             )
             work.accounts.add(account.id)
             work.detail.update(
@@ -643,11 +645,11 @@ class Ledger:
                 # The same account named twice (even spelled differently) is deducted once.
                 chosen = list({a.id: a for a in named}.values())
             else:
-                emitting = [i for i, _tons in tx.emitters(rules.code, str(period))]
+                emitting = [i for i, _tons in tx.compliance.emitters(rules.code, str(period))]
                 chosen = [a for i in emitting if (a := tx.account_by_id(i)) is not None]
             *chosen, surrender = self._lock(tx, *chosen, surrender)
             # Read under the locks: emissions are recorded under the same account lock.
-            emitters = dict(tx.emission_records(rules.code, str(period)))
+            emitters = dict(tx.compliance.emission_records(rules.code, str(period)))
             results: list[dict[str, Any]] = []
             for account in chosen:
                 if account.type is not AccountType.COMPLIANCE:
@@ -658,7 +660,9 @@ class Ledger:
                     )
                 record = emitters.get(account.id, compliance.Emissions(0))
                 tons = record.amount
-                by_type_before = tx.surrendered_by_type(account.id, rules.code, str(period))
+                by_type_before = tx.compliance.surrendered_by_type(
+                    account.id, rules.code, str(period)
+                )
                 previously = sum(by_type_before.values())
                 obligation = record.obligation(rules) if account.id in emitters else 0
                 if command.blocks:
@@ -688,7 +692,7 @@ class Ledger:
                 )
                 work.on_seq.append(
                     functools.partial(
-                        tx.insert_deduction,
+                        tx.compliance.insert_deduction,
                         account_id=account.id,
                         program=rules.code,
                         period=str(period),

@@ -31,7 +31,8 @@ from .domain.programs import ProgramCatalog
 from .domain.provenance import is_credit, uncovered
 from .domain.serials import SerialRange, UnitClass, merge_adjacent
 from .ledger import timestamp
-from .storage.store import GENESIS_HASH, LedgerTx, Store, entry_hash
+from .storage.journal_records import GENESIS_HASH, entry_hash
+from .storage.store import LedgerTx, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +202,7 @@ class LedgerQueries:
             self._require_read(tx, actor, account)
             labels: dict[int, str] = {a.id: a.label for a in tx.all_accounts()}
             entries = []
-            for record in tx.journal(account_id=account.id, since=since, until=until):
+            for record in tx.journal.entries(account_id=account.id, since=since, until=until):
                 moved_in = moved_out = 0
                 blocks = []
                 for m in record.movements:
@@ -270,7 +271,7 @@ class LedgerQueries:
         with self.store.read() as tx:
             accounts = {a.id: a for a in tx.all_accounts()}
             out = []
-            for r in tx.compliance_rows():
+            for r in tx.compliance.rows():
                 a = accounts[r.account_id]
                 tons = int(r.tons)
                 record = Emissions(tons, r.mwh, r.standard)
@@ -294,7 +295,7 @@ class LedgerQueries:
     def verify(self) -> VerifyReport:
         """Rebuild holdings from the journal and compare; check the hash chain and invariants."""
         with self.store.read() as tx:
-            head_seq, head_hash = tx.journal_head()
+            head_seq, head_hash = tx.journal.head()
             report = VerifyReport(self.registry, head_seq)
             report.checks.append(_check_chain(tx, head_seq, head_hash))
             blocks = list(tx.all_blocks())
@@ -334,7 +335,7 @@ def _check_provenance(tx: LedgerTx, blocks: list[Holding], programs: ProgramCata
 
 def _check_chain(tx: LedgerTx, head_seq: int, head_hash: str) -> Check:
     previous, expected_seq = GENESIS_HASH, 1
-    for record in tx.journal():
+    for record in tx.journal.entries():
         if record.seq != expected_seq:
             return Check(
                 "journal-chain", False, f"sequence gap: expected {expected_seq}, got {record.seq}"
@@ -348,7 +349,7 @@ def _check_chain(tx: LedgerTx, head_seq: int, head_hash: str) -> Check:
 
 
 def _movements(tx: LedgerTx) -> Iterator[Any]:
-    for record in tx.journal():
+    for record in tx.journal.entries():
         yield from record.movements
 
 
@@ -392,7 +393,7 @@ def _check_issued(tx: LedgerTx, blocks: list[Holding], registry: str) -> Check:
     serial here lies inside one of its issuances."""
     issued: dict[UnitClass, list[SerialRange]] = defaultdict(list)
     flow: dict[UnitClass, int] = defaultdict(int)
-    for record in tx.journal():
+    for record in tx.journal.entries():
         for m in record.movements:
             uc = m.block.unit_class
             if uc.issuer != registry:

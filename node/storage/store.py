@@ -7,12 +7,10 @@ Database errors are translated into the ledger's typed errors at this boundary.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -25,7 +23,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
     tuple_,
     update,
 )
@@ -34,7 +31,6 @@ from sqlalchemy.engine import Row
 
 from ..domain.account_numbers import AccountNumber
 from ..domain.accounts import Account, AccountStatus, AccountType, StatePurpose
-from ..domain.compliance import Emissions
 from ..domain.errors import (
     ConcurrentModification,
     InvariantViolation,
@@ -42,59 +38,18 @@ from ..domain.errors import (
     RegistryError,
 )
 from ..domain.holdings import BlockState, Holding
-from ..domain.journal import Movement, Place
+from ..domain.journal import Place
 from ..domain.representatives import Representative, Right, Role
 from ..domain.serials import SerialRange, UnitBlock, UnitClass
 from . import schema as t
+from .compliance_records import ComplianceRecords
 from .credit_records import CreditRecords
 from .engine import WRITE, is_sqlite
+from .journal_records import JournalRecords
 from .prepared import Prepared, run_sql
+from .rows import unit_class_of, unit_values
 
-GENESIS_HASH = "0" * 64
 PAGE = 64
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def entry_hash(prev_hash: str, body: dict[str, Any]) -> str:
-    return hashlib.sha256((prev_hash + canonical_json(body)).encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class StoredOperation:
-    operation_id: str
-    kind: str
-    fingerprint: str
-    result: dict[str, Any]
-    seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class JournalRecord:
-    seq: int
-    operation_id: str | None
-    kind: str
-    actor: str
-    recorded_at: str
-    detail: dict[str, Any]
-    movements: tuple[Movement, ...]
-    accounts: tuple[int, ...]
-    prev_hash: str
-    hash: str
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "operation_id": self.operation_id,
-            "kind": self.kind,
-            "actor": self.actor,
-            "recorded_at": self.recorded_at,
-            "detail": self.detail,
-            "movements": [m.to_dict() for m in self.movements],
-            "accounts": sorted(self.accounts),
-        }
 
 
 def _translate(error: sa_exc.DBAPIError) -> RegistryError:
@@ -135,14 +90,10 @@ def _account(row: Row[Any]) -> Account:
     )
 
 
-def _unit_class(row: Row[Any]) -> UnitClass:
-    return UnitClass(row.issuer, row.program, row.unit_type, row.vintage)
-
-
 def _holding(row: Row[Any]) -> Holding:
     return Holding(
         id=row.id,
-        block=UnitBlock(_unit_class(row), SerialRange(row.start_serial, row.end_serial)),
+        block=UnitBlock(unit_class_of(row), SerialRange(row.start_serial, row.end_serial)),
         account_id=row.account_id,
         state=BlockState(row.state),
         version=row.version,
@@ -150,18 +101,6 @@ def _holding(row: Row[Any]) -> Holding:
         transfer_id=row.transfer_id,
         quarantined=bool(row.quarantined),
     )
-
-
-def _unit_values(block: UnitBlock) -> dict[str, Any]:
-    uc = block.unit_class
-    return {
-        "issuer": uc.issuer,
-        "program": uc.program,
-        "unit_type": uc.unit_type,
-        "vintage": uc.vintage,
-        "start_serial": block.serials.start,
-        "end_serial": block.serials.end,
-    }
 
 
 def _class_filter(table: Any, uc: UnitClass) -> Any:
@@ -176,7 +115,7 @@ def _class_filter(table: Any, uc: UnitClass) -> Any:
 # The hot path's statements, built once and sent straight to the driver (see prepared.py):
 # together about a third less CPU per interstate transfer (`regfed bench transfers`). Bound
 # names avoid column names.
-_a, _b, _r, _h = t.accounts, t.blocks, t.representatives, t.journal_head
+_a, _b, _r = t.accounts, t.blocks, t.representatives
 _ACCOUNT_BY_NUMBER_QUERY = select(_a).where(_a.c.number == bindparam("p_number"))
 _ACCOUNT_BY_NUMBER = Prepared(_ACCOUNT_BY_NUMBER_QUERY)
 _ACCOUNT_BY_NUMBER_LOCKED = Prepared(_ACCOUNT_BY_NUMBER_QUERY.with_for_update())
@@ -213,15 +152,6 @@ _TRANSFER_BLOCKS = Prepared(
     .where(_b.c.transfer_id == bindparam("p_transfer"), _b.c.state == bindparam("p_state"))
     .order_by(_b.c.issuer, _b.c.program, _b.c.unit_type, _b.c.vintage, _b.c.start_serial)
 )
-_HEAD_QUERY = select(_h.c.seq, _h.c.hash).where(_h.c.id == 1)
-_HEAD = Prepared(_HEAD_QUERY)
-_HEAD_LOCKED = Prepared(_HEAD_QUERY.with_for_update())
-_MOVE_HEAD = Prepared(update(_h).where(_h.c.id == 1))
-_INSERT_ENTRY = Prepared(insert(t.journal_entries))
-_INSERT_MOVEMENTS = Prepared(insert(t.journal_movements))
-_INSERT_JOURNAL_ACCOUNTS = Prepared(insert(t.journal_accounts))
-_OPERATION = Prepared(select(t.operations).where(t.operations.c.operation_id == bindparam("p_op")))
-_INSERT_OPERATION = Prepared(insert(t.operations))
 
 
 @functools.lru_cache(maxsize=64)
@@ -281,6 +211,16 @@ class LedgerTx:
         # Every transfer status change in this transaction (the gateway's TransferChange): after
         # the commit they become log lines and metrics.
         self.transfer_changes: list[Any] = []
+
+    @functools.cached_property
+    def journal(self) -> JournalRecords:
+        """The hash-chained journal and the operations it answers, in this transaction."""
+        return JournalRecords(self.conn, sqlite=self.sqlite)
+
+    @functools.cached_property
+    def compliance(self) -> ComplianceRecords:
+        """Emissions and compliance deductions, in this transaction."""
+        return ComplianceRecords(self.conn)
 
     @functools.cached_property
     def credits(self) -> CreditRecords:
@@ -492,7 +432,7 @@ class LedgerTx:
         _INSERT_BLOCK.run(
             self.conn,
             {
-                **_unit_values(block),
+                **unit_values(block),
                 "account_id": account_id,
                 "state": state.value,
                 "attributed_account_id": attributed_account_id,
@@ -668,309 +608,20 @@ class LedgerTx:
         ).one_or_none()
         if row is None or row.start_serial > block.serials.end:
             return []
-        return [UnitBlock(_unit_class(row), SerialRange(row.start_serial, row.end_serial))]
+        return [UnitBlock(unit_class_of(row), SerialRange(row.start_serial, row.end_serial))]
 
     def insert_issuance(self, block: UnitBlock, account_id: int, seq: int) -> None:
         self.conn.execute(
-            insert(t.issuances).values(**_unit_values(block), account_id=account_id, seq=seq)
+            insert(t.issuances).values(**unit_values(block), account_id=account_id, seq=seq)
         )
 
     def issuances(self) -> list[tuple[UnitBlock, int]]:
         i = t.issuances
         rows = self.conn.execute(select(i).order_by(i.c.id))
         return [
-            (UnitBlock(_unit_class(r), SerialRange(r.start_serial, r.end_serial)), r.account_id)
+            (UnitBlock(unit_class_of(r), SerialRange(r.start_serial, r.end_serial)), r.account_id)
             for r in rows
         ]
-
-    # -- journal -----------------------------------------------------------------------------
-
-    def append_journal(
-        self,
-        *,
-        operation_id: str | None,
-        kind: str,
-        actor: str,
-        recorded_at: str,
-        detail: dict[str, Any],
-        movements: Sequence[Movement],
-        accounts: Sequence[int],
-    ) -> JournalRecord:
-        h = t.journal_head
-        head = (_HEAD if self.sqlite else _HEAD_LOCKED).first(self.conn, {})
-        if head is None:
-            prev_seq, prev_hash = 0, GENESIS_HASH
-            self.conn.execute(insert(h).values(id=1, seq=0, hash=GENESIS_HASH))
-        else:
-            prev_seq, prev_hash = head.seq, head.hash
-        record = JournalRecord(
-            seq=prev_seq + 1,
-            operation_id=operation_id,
-            kind=kind,
-            actor=actor,
-            recorded_at=recorded_at,
-            detail=detail,
-            movements=tuple(movements),
-            accounts=tuple(sorted(set(accounts))),
-            prev_hash=prev_hash,
-            hash="",
-        )
-        digest = entry_hash(prev_hash, record.body())
-        _INSERT_ENTRY.run(
-            self.conn,
-            {
-                "seq": record.seq,
-                "operation_id": operation_id,
-                "kind": kind,
-                "actor": actor,
-                "recorded_at": recorded_at,
-                "detail": canonical_json(detail),
-                "prev_hash": prev_hash,
-                "hash": digest,
-            },
-        )
-        if movements:
-            _INSERT_MOVEMENTS.run_many(
-                self.conn,
-                [
-                    {
-                        "seq": record.seq,
-                        **_unit_values(m.block),
-                        "from_account_id": m.origin.account_id if m.origin else None,
-                        "from_state": m.origin.state.value if m.origin else None,
-                        "from_attributed_account_id": (
-                            m.origin.attributed_account_id if m.origin else None
-                        ),
-                        "to_account_id": m.destination.account_id if m.destination else None,
-                        "to_state": m.destination.state.value if m.destination else None,
-                        "to_attributed_account_id": (
-                            m.destination.attributed_account_id if m.destination else None
-                        ),
-                    }
-                    for m in movements
-                ],
-            )
-        if record.accounts:
-            _INSERT_JOURNAL_ACCOUNTS.run_many(
-                self.conn,
-                [{"seq": record.seq, "account_id": a} for a in record.accounts],
-            )
-        _MOVE_HEAD.run(self.conn, {"seq": record.seq, "hash": digest})
-        return replace(record, hash=digest)
-
-    def journal(
-        self,
-        *,
-        account_id: int | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        after_seq: int = 0,
-    ) -> Iterator[JournalRecord]:
-        e = t.journal_entries
-        query = select(e).where(e.c.seq > after_seq)
-        if account_id is not None:
-            ja = t.journal_accounts
-            query = query.where(e.c.seq.in_(select(ja.c.seq).where(ja.c.account_id == account_id)))
-        if since is not None:
-            query = query.where(e.c.recorded_at >= since)
-        if until is not None:
-            query = query.where(e.c.recorded_at < until)
-        entries = self.conn.execute(query.order_by(e.c.seq)).all()
-        if not entries:
-            return
-        seqs = [r.seq for r in entries]
-        moves: dict[int, list[Movement]] = {}
-        m = t.journal_movements
-        for chunk_start in range(0, len(seqs), 500):
-            chunk = seqs[chunk_start : chunk_start + 500]
-            for r in self.conn.execute(select(m).where(m.c.seq.in_(chunk)).order_by(m.c.id)):
-                moves.setdefault(r.seq, []).append(_movement(r))
-        accounts: dict[int, list[int]] = {}
-        ja = t.journal_accounts
-        for chunk_start in range(0, len(seqs), 500):
-            chunk = seqs[chunk_start : chunk_start + 500]
-            for r in self.conn.execute(select(ja).where(ja.c.seq.in_(chunk))):
-                accounts.setdefault(r.seq, []).append(r.account_id)
-        for r in entries:
-            yield JournalRecord(
-                seq=r.seq,
-                operation_id=r.operation_id,
-                kind=r.kind,
-                actor=r.actor,
-                recorded_at=r.recorded_at,
-                detail=json.loads(r.detail),
-                movements=tuple(moves.get(r.seq, ())),
-                accounts=tuple(sorted(accounts.get(r.seq, ()))),
-                prev_hash=r.prev_hash,
-                hash=r.hash,
-            )
-
-    def journal_head(self) -> tuple[int, str]:
-        row = _HEAD.first(self.conn, {})
-        return (row.seq, row.hash) if row else (0, GENESIS_HASH)
-
-    # -- idempotency -------------------------------------------------------------------------
-
-    def lock_operation_id(self, operation_id: str) -> None:
-        """Serialize writers of one operation id (SQLite's write lock already does)."""
-        if not self.sqlite:
-            self.conn.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:op))"), {"op": operation_id}
-            )
-
-    def find_operation(self, operation_id: str) -> StoredOperation | None:
-        row = _OPERATION.first(self.conn, {"p_op": operation_id})
-        if row is None:
-            return None
-        return StoredOperation(
-            row.operation_id, row.kind, row.fingerprint, json.loads(row.result), row.seq
-        )
-
-    def record_operation(
-        self,
-        operation_id: str,
-        kind: str,
-        fingerprint: str,
-        result: dict[str, Any],
-        seq: int,
-        at: str,
-    ) -> None:
-        _INSERT_OPERATION.run(
-            self.conn,
-            {
-                "operation_id": operation_id,
-                "kind": kind,
-                "fingerprint": fingerprint,
-                "result": canonical_json(result),
-                "seq": seq,
-                "recorded_at": at,
-            },
-        )
-
-    # -- emissions and compliance ------------------------------------------------------------
-
-    def emissions(self, account_id: int, program: str, period: str) -> int | None:
-        record = self.emissions_record(account_id, program, period)
-        return None if record is None else record.amount
-
-    def emissions_record(self, account_id: int, program: str, period: str) -> Emissions | None:
-        e = t.emissions
-        row = self.conn.execute(
-            select(e.c.tons, e.c.mwh, e.c.standard).where(
-                e.c.account_id == account_id, e.c.program == program, e.c.period == period
-            )
-        ).first()
-        return None if row is None else Emissions(row.tons, row.mwh, row.standard)
-
-    def set_emissions(
-        self, account_id: int, program: str, period: str, record: Emissions, seq: int
-    ) -> None:
-        e = t.emissions
-        where = (e.c.account_id == account_id, e.c.program == program, e.c.period == period)
-        values = {"tons": record.amount, "mwh": record.mwh, "standard": record.standard}
-        if self.emissions(account_id, program, period) is None:
-            self.conn.execute(
-                insert(e).values(
-                    account_id=account_id, program=program, period=period, seq=seq, **values
-                )
-            )
-        else:
-            self.conn.execute(update(e).where(*where).values(seq=seq, **values))
-
-    def emitters(self, program: str, period: str) -> list[tuple[int, int]]:
-        return [(i, record.amount) for i, record in self.emission_records(program, period)]
-
-    def emission_records(self, program: str, period: str) -> list[tuple[int, Emissions]]:
-        e = t.emissions
-        rows = self.conn.execute(
-            select(e.c.account_id, e.c.tons, e.c.mwh, e.c.standard)
-            .where(e.c.program == program, e.c.period == period)
-            .order_by(e.c.account_id)
-        )
-        return [(r.account_id, Emissions(r.tons, r.mwh, r.standard)) for r in rows]
-
-    def surrendered_by_type(self, account_id: int, program: str, period: str) -> dict[str, int]:
-        """Units deducted so far for the period, per unit type (rows from before credits
-        existed deducted allowances only)."""
-        d = t.deductions
-        rows = self.conn.execute(
-            select(d.c.deducted, d.c.by_type).where(
-                d.c.account_id == account_id, d.c.program == program, d.c.period == period
-            )
-        )
-        totals: dict[str, int] = {}
-        for row in rows:
-            counts = json.loads(row.by_type) if row.by_type else {"allowance": row.deducted}
-            for unit_type, n in counts.items():
-                totals[unit_type] = totals.get(unit_type, 0) + int(n)
-        return totals
-
-    def insert_deduction(
-        self,
-        seq: int,
-        *,
-        account_id: int,
-        program: str,
-        period: str,
-        obligation: int,
-        deducted: int,
-        shortfall: int,
-        by_type: dict[str, int] | None = None,
-    ) -> None:
-        self.conn.execute(
-            insert(t.deductions).values(
-                seq=seq,
-                account_id=account_id,
-                program=program,
-                period=period,
-                obligation=obligation,
-                deducted=deducted,
-                shortfall=shortfall,
-                by_type=canonical_json(by_type) if by_type else None,
-            )
-        )
-
-    def compliance_rows(self) -> list[Row[Any]]:
-        e, d = t.emissions, t.deductions
-        surrendered = (
-            select(func.coalesce(func.sum(d.c.deducted), 0))
-            .where(
-                d.c.account_id == e.c.account_id,
-                d.c.program == e.c.program,
-                d.c.period == e.c.period,
-            )
-            .scalar_subquery()
-        )
-        return list(
-            self.conn.execute(
-                select(
-                    e.c.account_id,
-                    e.c.program,
-                    e.c.period,
-                    e.c.tons,
-                    e.c.mwh,
-                    e.c.standard,
-                    surrendered.label("surrendered"),
-                ).order_by(e.c.program, e.c.period, e.c.account_id)
-            )
-        )
-
-
-def _movement(r: Row[Any]) -> Movement:
-    origin = (
-        Place(r.from_account_id, BlockState(r.from_state), r.from_attributed_account_id)
-        if r.from_account_id is not None
-        else None
-    )
-    return Movement(
-        block=UnitBlock(_unit_class(r), SerialRange(r.start_serial, r.end_serial)),
-        origin=origin,
-        destination=(
-            Place(r.to_account_id, BlockState(r.to_state), r.to_attributed_account_id)
-            if r.to_account_id is not None
-            else None
-        ),
-    )
 
 
 @dataclass

@@ -47,7 +47,7 @@ from regfed.node import OpenAccount, RepresentativeSpec, open_registry
 from regfed.node.domain.account_numbers import AccountNumber
 from regfed.node.domain.serials import SerialRange, UnitBlock, UnitClass
 from regfed.node.ledger import timestamp, utc_now
-from regfed.node.storage.store import canonical_json
+from regfed.node.storage.journal_records import canonical_json
 from regfed.reconciliation.bench import BenchInput, _blocks, _issuances, generate
 from regfed.reconciliation.model import ESCROWED, HELD, INCOMING, RETIRED, SURRENDERED, Block
 
