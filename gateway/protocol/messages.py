@@ -42,6 +42,8 @@ FROM_DESTINATION = frozenset({Kind.ACCEPT, Kind.REJECT, Kind.CREDITED, Kind.VOID
 #: A rejection's words travel beside its code (body ``detail``), cut to this length: they are
 #: for people, and a peer's text must not grow the source's records without bound.
 MAX_DETAIL = 500
+#: A rejection's code (body ``reason``) is cut to this length: the records keep it as a code.
+MAX_REASON = 48
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 from .effects import Decision, LedgerOp, Refusal, RefusalCode
 from .lot import Lot
-from .messages import FROM_DESTINATION, MAX_DETAIL, Kind, Message
+from .messages import FROM_DESTINATION, MAX_DETAIL, MAX_REASON, Kind, Message
 from .status import TransferStatus
 
 SourceDecision = Decision["SourceRecord"]
@@ -161,8 +161,8 @@ def _transition(record: SourceRecord, message: Message, now: float) -> SourceDec
                 settled=True,
                 outbox=None,
                 known=record.knowing(message),
-                void_reason=str(message.body.get("reason", "")),
-                void_detail=_detail(message.body.get("detail")),
+                void_reason=_text(message.body.get("reason"), MAX_REASON),
+                void_detail=_text(message.body.get("detail"), MAX_DETAIL),
             )
             return Decision(rejected, LedgerOp.RELEASE, ())
         if status is TransferStatus.CANCELLED and not record.settled:
@@ -180,5 +180,6 @@ def _transition(record: SourceRecord, message: Message, now: float) -> SourceDec
     return None
 
 
-def _detail(given: object) -> str:
-    return given[:MAX_DETAIL] if isinstance(given, str) else ""
+def _text(given: object, limit: int) -> str:
+    """A peer's words, as text of at most ``limit`` characters (anything else: none)."""
+    return given[:limit] if isinstance(given, str) else ""

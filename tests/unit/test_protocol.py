@@ -130,9 +130,11 @@ def test_a_rejection_carries_its_words_to_the_source_cut_to_their_limit() -> Non
     long = decided(destination.receive(None, propose, "NY", 1.0, "X", "w" * 10_000)).send[0]
     assert len(long.body["detail"]) == MAX_DETAIL
     for given in ("w" * 10_000, 12, ["w"], None):
-        hostile = replace(long, body={"reason": "X", "detail": given})
-        kept = decided(source.receive(src, hostile, 2.0)).record.void_detail
-        assert kept == (given[:MAX_DETAIL] if isinstance(given, str) else "")
+        hostile = replace(long, body={"reason": given, "detail": given})
+        kept = decided(source.receive(src, hostile, 2.0)).record
+        assert kept.void_detail == (given[:MAX_DETAIL] if isinstance(given, str) else "")
+        # the code is kept in a 48-character column: a peer's longer one is cut to fit
+        assert kept.void_reason == (given[:48] if isinstance(given, str) else "")
 
 
 def test_expired_proposal_is_rejected_by_the_destination() -> None:
