@@ -26,7 +26,8 @@ The rules (docs/reports.md):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import fields
 from datetime import date
 
 from .judge import Judge
@@ -221,33 +222,24 @@ PROVENANCE_CHECKS = {
     "unknown to its issuer": "the issuing registry has no record of that verification report",
     "issuer not read": "the issuing registry is not among the registries this publication read",
 }
-#: The fields a copy must carry unchanged (its holding registry and origin are its own).
-_COPIED = (
-    "serials",
-    "project",
-    "project_name",
-    "category",
-    "sponsor",
-    "verifier",
-    "verifier_name",
-    "monitoring_period",
-    "issued_at",
-)
+#: The fields a copy must carry unchanged: all but its holding registry and origin, which are
+#: its own, and the report hash it is matched by.
+_OWN = {"registry", "origin", "report_sha256"}
+_COPIED = tuple(f.name for f in fields(ProvenanceRecord) if f.name not in _OWN)
 
 
-def provenance_check(copy: ProvenanceRecord, by_issuer: Mapping[str, RegistryRecords]) -> str:
-    """A received copy against its issuer's record of the same verification report."""
-    issuer = by_issuer.get(copy.serials.issuer)
-    if issuer is None:
+def provenance_check(
+    copy: ProvenanceRecord,
+    read: Collection[str],
+    originals: Mapping[tuple[str, str], ProvenanceRecord],
+) -> str:
+    """A received copy against its issuer's record of the same verification report.
+    ``read``: the registries this publication read; ``originals``: their own records (origin
+    ``issued``) by registry and report hash."""
+    issuer = copy.serials.issuer
+    if issuer not in read:
         return "issuer not read"
-    original = next(
-        (
-            p
-            for p in issuer.provenance
-            if p.origin == "issued" and p.report_sha256 == copy.report_sha256
-        ),
-        None,
-    )
+    original = originals.get((issuer, copy.report_sha256))
     if original is None:
         return "unknown to its issuer"
     differing = [f for f in _COPIED if getattr(copy, f) != getattr(original, f)]
@@ -256,7 +248,13 @@ def provenance_check(copy: ProvenanceRecord, by_issuer: Mapping[str, RegistryRec
 
 def _credit_provenance(judge: Judge, records: Sequence[RegistryRecords], report: Report) -> None:
     shown = published_documents(judge, records)
-    by_issuer = {r.registry: r for r in records}
+    read = {r.registry for r in records}
+    originals = {
+        (r.registry, p.report_sha256): p
+        for r in records
+        for p in r.provenance
+        if p.origin == "issued"
+    }
     for registry in records:
         for p in registry.provenance:
             if p.origin == "issued":  # the original: the credit-issuance report lists it
@@ -276,7 +274,7 @@ def _credit_provenance(judge: Judge, records: Sequence[RegistryRecords], report:
                     "report_sha256": p.report_sha256
                     if (issuer, p.report_sha256) in shown
                     else None,
-                    "check": provenance_check(p, by_issuer),
+                    "check": provenance_check(p, read, originals),
                 }
             )
     report.rows.sort(key=lambda r: tuple(str(r[c]) for c in ("registry", "issuer", "project")))
